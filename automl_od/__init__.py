@@ -1,0 +1,32 @@
+"""automl-od: AutoML for outlier detection.
+
+``import automl_od`` stays light (no ray, optuna or mlflow): the estimator and the runner
+import those where they are used, so detectors run on machines that have only numpy,
+scikit-learn and torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from automl_od.components import Capabilities, Component
+from automl_od.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from automl_od.estimator import AutoOD
+    from automl_od.pipeline import OutlierPipeline
+
+__version__ = "0.1.0"
+__all__ = ["AutoOD", "Capabilities", "Component", "OutlierPipeline", "hookimpl", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AutoOD":
+        from automl_od.estimator import AutoOD
+
+        return AutoOD
+    if name == "OutlierPipeline":
+        from automl_od.pipeline import OutlierPipeline
+
+        return OutlierPipeline
+    raise AttributeError(f"module 'automl_od' has no attribute {name!r}")

@@ -1,0 +1,81 @@
+"""Component descriptions that plugins hand to the registry.
+
+A component is a named factory plus the default search space of its parameters and the
+capabilities the search uses to decide whether it fits the data at hand. The same four
+kinds exist for built-in and third-party plugins alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ComponentKind = Literal["detector", "ranker", "resampler", "controller"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a component needs from, and can do with, the data.
+
+    needs_labels: only meaningful with labelled anomalies (skipped when y is None or has none).
+    uses_labels: takes y in ``fit`` (resampling is only applied in front of such detectors).
+    handles_categorical: accepts raw categorical codes rather than only numeric features.
+    gpu: can use a GPU when one is assigned to the trial.
+    iterative: trains in epochs and accepts ``epoch_callback`` in ``fit`` (early stopping).
+    max_rows: above this many training rows the component is not proposed (None = no limit).
+    """
+
+    needs_labels: bool = False
+    uses_labels: bool = False
+    handles_categorical: bool = False
+    gpu: bool = False
+    iterative: bool = False
+    max_rows: int | None = None
+
+    def unfit_reason(self, *, n_rows: int, n_labelled_anomalies: int | None) -> str | None:
+        """Why this component should not be proposed for the data, or None if it fits."""
+        if self.needs_labels and not n_labelled_anomalies:
+            return "needs labelled anomalies"
+        if self.max_rows is not None and n_rows > self.max_rows:
+            return f"{n_rows} training rows exceed its max_rows={self.max_rows}"
+        return None
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component: ``factory(**params)`` builds a fresh, unfitted instance.
+
+    Detectors build objects with ``fit(X, y=None)`` and ``anomaly_score(X)`` (higher = more
+    abnormal); rankers with ``rank(X, y=None) -> list of column indices, best first``;
+    resamplers with ``fit_resample(X, y) -> (X, y)``; controllers build an Optuna sampler and
+    take ``seed`` as their only argument.
+
+    space: the default search space of the factory's parameters, in the search-space format
+    (see ``automl_od.spaces``). ``plugin`` and ``plugin_version`` are filled in by the registry.
+    """
+
+    name: str
+    kind: ComponentKind
+    factory: Callable[..., Any]
+    space: Mapping[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    description: str = ""
+    plugin: str = ""
+    plugin_version: str = ""
+
+    def accepted_parameters(self) -> set[str] | None:
+        """The keyword arguments the factory accepts, or None when it takes ``**kwargs``."""
+        signature = inspect.signature(self.factory)
+        names = set()
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return None
+            if parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+                names.add(parameter.name)
+        names.discard("self")
+        return names
+
+    def build(self, **params: Any) -> Any:
+        return self.factory(**params)

@@ -1,0 +1,277 @@
+"""Tables in, numbers out: loading files, accepting array-likes, labels, and encoding.
+
+Everything a user hands over becomes a polars DataFrame first (numpy arrays get columns
+``x0, x1, ...``). :class:`TableEncoder` then turns any mix of numeric, boolean, temporal and
+string/categorical columns with missing values into a standardised float matrix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from automl_od.errors import UserInputError
+
+#: Categorical columns with at most this many distinct values are one-hot encoded; above it
+#: they are frequency encoded (share of training rows with the value; unseen values -> 0),
+#: which keeps high-cardinality columns (IDs, URLs) to one column and makes rare values stand out.
+MAX_ONE_HOT_LEVELS = 12
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "?"]
+
+
+def _is_csv(path: Path) -> bool:
+    suffixes = [s.lower() for s in path.suffixes]
+    return bool(suffixes) and (suffixes[-1] in {".csv", ".txt", ".tsv"} or (suffixes[-1] == ".gz" and not path.name.lower().endswith(".parquet.gz")))
+
+
+def _csv_options(path: Path, no_header: bool) -> dict[str, Any]:
+    separator = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+    return {
+        "has_header": not no_header,
+        "separator": separator,
+        "null_values": NULL_VALUES,
+        "infer_schema_length": 10_000,
+        "new_columns": None,
+    }
+
+
+def check_readable(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"data file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise UserInputError(f"data path {str(path)!r} is not a file")
+    if path.stat().st_size == 0:
+        raise UserInputError(f"data file {str(path)!r} is empty")
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".txt", ".tsv", ".gz", ".parquet", ".pq"}:
+        raise UserInputError(
+            f"data file {str(path)!r}: unsupported type {suffix or '(no extension)'!r}; "
+            "give a CSV (.csv, .csv.gz, .tsv) or Parquet (.parquet) file"
+        )
+    return path
+
+
+def read_table(path: str | Path, *, no_header: bool = False) -> pl.DataFrame:
+    """Read a CSV (plain or gzip) or Parquet file into a DataFrame, with clear errors."""
+    path = check_readable(path)
+    try:
+        if _is_csv(path):
+            options = _csv_options(path, no_header)
+            options.pop("new_columns")
+            frame = pl.read_csv(path, **options)
+            if no_header:
+                frame = frame.rename({c: f"column_{i + 1}" for i, c in enumerate(frame.columns)})
+        else:
+            frame = pl.read_parquet(path)
+    except Exception as exc:  # polars raises several types; the user needs one line
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"cannot read {str(path)!r}: {message}") from None
+    if frame.height == 0 or frame.width == 0:
+        raise UserInputError(f"data file {str(path)!r} has no rows")
+    return frame
+
+
+def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size: int = 100_000) -> Iterator[pl.DataFrame]:
+    """Read the file again in batches (for scoring without holding it twice in memory)."""
+    path = check_readable(path)
+    if _is_csv(path):
+        options = _csv_options(path, no_header)
+        options.pop("new_columns")
+        lazy = pl.scan_csv(path, **options)
+        if no_header:
+            names = lazy.collect_schema().names()
+            lazy = lazy.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})
+    else:
+        lazy = pl.scan_parquet(path)
+    for batch in lazy.collect_batches(chunk_size=batch_size):
+        yield batch
+
+
+def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    """Accept numpy arrays, pandas and polars frames (and lists) as a polars DataFrame."""
+    if isinstance(X, pl.DataFrame):
+        return X
+    if isinstance(X, pl.LazyFrame):
+        return X.collect()
+    module = type(X).__module__.split(".")[0]
+    if module == "pandas":
+        import pandas as pd
+
+        if isinstance(X, pd.DataFrame):
+            frame = X.copy()
+            frame.columns = [str(c) for c in frame.columns]
+            return pl.from_pandas(frame)
+    array = np.asarray(X)
+    if array.dtype == object:
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    if array.ndim != 2:
+        raise UserInputError(f"expected a 2-D table (rows x features), got an array of shape {array.shape}")
+    names = list(columns) if columns is not None else [f"x{i}" for i in range(array.shape[1])]
+    if array.dtype.kind in "biufc":
+        return pl.DataFrame(array.astype(np.float64), schema=names, orient="row")
+    return pl.DataFrame({name: array[:, i].tolist() for i, name in enumerate(names)})
+
+
+def parse_labels(values: Any, *, anomaly_values: Iterable[str] | None = None, name: str = "label") -> np.ndarray:
+    """Labels as int 0/1: 1 = known anomaly, 0 = everything else (unlabelled or normal).
+
+    Without ``anomaly_values`` the column must hold 1, 0 or empty; with them, the values
+    listed (compared as strings) mean anomaly and anything else (missing included) means 0.
+    """
+    series = values if isinstance(values, pl.Series) else pl.Series(name, np.asarray(values).ravel().tolist() if not isinstance(values, list) else values, strict=False)
+    if anomaly_values:
+        wanted = {str(v) for v in anomaly_values}
+        as_text = series.cast(pl.String, strict=False)
+        present = set(as_text.drop_nulls().unique().to_list())
+        if not wanted & present:
+            shown = ", ".join(sorted(present)[:8])
+            raise UserInputError(f"label column {name!r} has none of the anomaly values {sorted(wanted)}; it holds: {shown}")
+        return as_text.is_in(list(wanted)).fill_null(False).to_numpy().astype(np.int64)
+    if series.dtype == pl.String:
+        stripped = series.str.strip_chars()
+        series = stripped.replace("", None)
+    numeric = series.cast(pl.Float64, strict=False)
+    bad = series.is_not_null() & (numeric.is_null() | ~numeric.is_in([0.0, 1.0]))
+    if bad.any():
+        examples = sorted({str(v) for v in series.filter(bad).unique().head(5).to_list()})
+        raise UserInputError(
+            f"label column {name!r} must hold 1 (anomaly), 0 or empty, but has {', '.join(examples)}; "
+            "name the anomaly values with --anomaly-value (CLI) or pass 0/1 labels"
+        )
+    return numeric.fill_null(0.0).to_numpy().astype(np.int64)
+
+
+def validate_labels(y: Any, n_rows: int) -> np.ndarray | None:
+    """Check a user-given y: None, or n_rows values in {0, 1}."""
+    if y is None:
+        return None
+    labels = parse_labels(as_series(y))
+    if len(labels) != n_rows:
+        raise UserInputError(f"y has {len(labels)} values but X has {n_rows} rows")
+    return labels
+
+
+def as_series(y: Any) -> pl.Series:
+    if isinstance(y, pl.Series):
+        return y
+    if type(y).__module__.split(".")[0] == "pandas":
+        return pl.from_pandas(y.reset_index(drop=True)) if hasattr(y, "reset_index") else pl.Series("y", list(y))
+    array = np.asarray(y)
+    if array.ndim > 1:
+        if array.ndim == 2 and 1 in array.shape:
+            array = array.ravel()
+        else:
+            raise UserInputError(f"y must be one column of labels, got shape {array.shape}")
+    return pl.Series("y", array.tolist(), strict=False)
+
+
+@dataclass
+class ColumnPlan:
+    name: str
+    kind: str  # numeric | onehot | frequency
+    center: float = 0.0
+    scale: float = 1.0
+    fill: float = 0.0
+    levels: tuple[Any, ...] = ()
+    frequencies: dict[Any, float] | None = None
+    missing_indicator: bool = False
+
+
+def _is_categorical(dtype: pl.DataType) -> bool:
+    return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Object) or isinstance(dtype, pl.Categorical | pl.Enum)
+
+
+class TableEncoder:
+    """Encode a polars table as a standardised float64 matrix (fitted on training rows only).
+
+    numeric/boolean/temporal: median-imputed, z-scored (plus a 0/1 missing indicator where the
+    training data had missing values); categorical: one-hot up to ``MAX_ONE_HOT_LEVELS`` levels
+    (plus an "other" column), frequency encoding above. Constant columns are dropped and listed
+    in ``dropped_``.
+    """
+
+    def fit(self, frame: pl.DataFrame) -> TableEncoder:
+        self.columns_ = list(frame.columns)
+        self.plans_: list[ColumnPlan] = []
+        self.dropped_: list[str] = []
+        n = max(frame.height, 1)
+        for name in frame.columns:
+            column = frame.get_column(name)
+            if column.n_unique() <= 1:
+                self.dropped_.append(name)
+                continue
+            if _is_categorical(column.dtype):
+                text = column.cast(pl.String)
+                counts = text.value_counts(sort=True)
+                values, freqs = counts.get_column(name).to_list(), counts.get_column("count").to_list()
+                if len(values) <= MAX_ONE_HOT_LEVELS:
+                    self.plans_.append(ColumnPlan(name, "onehot", levels=tuple(values)))
+                else:
+                    self.plans_.append(ColumnPlan(name, "frequency", frequencies={v: f / n for v, f in zip(values, freqs, strict=True)}))
+                continue
+            numeric = column.cast(pl.Float64, strict=False).fill_nan(None)
+            if numeric.drop_nulls().len() == 0:
+                self.dropped_.append(name)
+                continue
+            median = float(numeric.median())  # type: ignore[arg-type]
+            filled = numeric.fill_null(median)
+            center, scale = float(filled.mean()), float(filled.std() or 0.0)  # type: ignore[arg-type]
+            if scale <= 1e-12:
+                self.dropped_.append(name)
+                continue
+            self.plans_.append(ColumnPlan(name, "numeric", center=center, scale=scale, fill=median, missing_indicator=bool(numeric.null_count())))
+        self.feature_names_out_ = self._names()
+        return self
+
+    def _names(self) -> list[str]:
+        names = []
+        for plan in self.plans_:
+            if plan.kind == "numeric":
+                names.append(plan.name)
+                if plan.missing_indicator:
+                    names.append(f"{plan.name}__missing")
+            elif plan.kind == "onehot":
+                names.extend(f"{plan.name}={level}" for level in plan.levels)
+                names.append(f"{plan.name}=<other>")
+            else:
+                names.append(f"{plan.name}__frequency")
+        return names
+
+    def transform(self, frame: pl.DataFrame) -> np.ndarray:
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            raise UserInputError(f"the data lacks column(s) the model was trained on: {', '.join(missing[:10])}")
+        blocks: list[np.ndarray] = []
+        for plan in self.plans_:
+            column = frame.get_column(plan.name)
+            if plan.kind == "numeric":
+                numeric = column.cast(pl.Float64, strict=False).fill_nan(None)
+                values = numeric.fill_null(plan.fill).to_numpy()
+                blocks.append(((values - plan.center) / plan.scale)[:, None])
+                if plan.missing_indicator:
+                    blocks.append(numeric.is_null().to_numpy().astype(np.float64)[:, None])
+            elif plan.kind == "onehot":
+                text = column.cast(pl.String).to_numpy()
+                onehot = np.stack([text == level for level in plan.levels], axis=1).astype(np.float64)
+                other = (onehot.sum(axis=1) == 0).astype(np.float64)[:, None]
+                blocks.append(np.hstack([onehot, other]))
+            else:
+                text = column.cast(pl.String)
+                mapping = pl.DataFrame({"v": list(plan.frequencies or {}), "f": list((plan.frequencies or {}).values())}, schema={"v": pl.String, "f": pl.Float64})
+                joined = pl.DataFrame({"v": text}).join(mapping, on="v", how="left", maintain_order="left")
+                blocks.append(joined.get_column("f").fill_null(0.0).to_numpy()[:, None])
+        if not blocks:
+            return np.zeros((frame.height, 0))
+        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
+
+    def fit_transform(self, frame: pl.DataFrame) -> np.ndarray:
+        return self.fit(frame).transform(frame)

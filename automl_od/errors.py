@@ -1,0 +1,23 @@
+"""Exceptions users and plugin authors can act on."""
+
+from __future__ import annotations
+
+
+class AutoODError(Exception):
+    """Base class of automl-od's own errors."""
+
+
+class UserInputError(AutoODError, ValueError):
+    """Bad data, options or files given by the user; the CLI prints it in one line, exit 2."""
+
+
+class SpaceError(UserInputError):
+    """An invalid search space (file or dict)."""
+
+
+class PluginError(AutoODError):
+    """A plugin registered something inconsistent (duplicate names, wrong types)."""
+
+
+class TrialFailed(AutoODError):
+    """A trial could not produce a valid score; the reason is recorded, the search goes on."""

@@ -1,0 +1,225 @@
+"""``automl_od.AutoOD``: the whole search as a scikit-learn outlier detector."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from automl_od.data import as_frame, validate_labels
+from automl_od.errors import UserInputError
+from automl_od.scoring import resolve_contamination
+
+#: The fewest rows a search accepts (each of the 3 validation folds needs some to score).
+MIN_ROWS = 12
+
+
+def leaderboard_frame(trials: list[dict[str, Any]]) -> pl.DataFrame:
+    """All trials, best first (failed and stopped trials last, with their reasons)."""
+    columns = ["rank", "trial_id", "status", "reward", "reward_std", "auroc", "aupr", "label_free", "detector", "ranker",
+               "keep", "resampler", "params", "duration_s", "reason"]
+    rows = []
+    for trial in trials:
+        config = trial.get("config") or {}
+        params = {f"{kind}.{k}": v for kind in ("detector", "ranker", "resampler") for k, v in (config.get(f"{kind}_params") or {}).items()}
+        rows.append({
+            "trial_id": trial.get("trial_id"), "status": trial.get("status", "failed"),
+            "reward": trial.get("reward") if trial.get("status") == "ok" else None,
+            "reward_std": trial.get("reward_std"), "auroc": trial.get("auroc"), "aupr": trial.get("aupr"),
+            "label_free": trial.get("label_free"), "detector": trial.get("detector"), "ranker": trial.get("ranker"),
+            "keep": trial.get("keep"), "resampler": trial.get("resampler") or None,
+            "params": ", ".join(f"{k}={_short(v)}" for k, v in params.items()), "duration_s": trial.get("duration_s"),
+            "reason": trial.get("reason") or None,
+        })
+    schema = {"trial_id": pl.String, "status": pl.String, "reward": pl.Float64, "reward_std": pl.Float64,
+              "auroc": pl.Float64, "aupr": pl.Float64, "label_free": pl.Float64, "detector": pl.String,
+              "ranker": pl.String, "keep": pl.Float64, "resampler": pl.String, "params": pl.String,
+              "duration_s": pl.Float64, "reason": pl.String}
+    frame = pl.DataFrame(rows, schema=schema)
+    frame = frame.sort(["reward", "trial_id"], descending=[True, False], nulls_last=True)
+    return frame.with_row_index("rank", offset=1).select(columns)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class AutoOD(OutlierMixin, BaseEstimator):
+    """Search ranker x resampler x detector pipelines for the data and keep the best one.
+
+    Parameters follow scikit-learn: stored unchanged, validated in ``fit``. ``budget`` is a
+    number of trials and ``time_budget_s`` a wall-clock limit; the search stops at whichever
+    comes first. ``space`` is a preset name (fast, default, deep), a YAML file or a dict.
+    ``y`` in ``fit`` follows ADBench: 1 = known anomaly, 0 = unlabelled or normal.
+    ``score_samples`` is lower = more abnormal (scikit-learn); ``-score_samples`` is the
+    user-facing ``anomaly_score`` in [0, 1].
+    """
+
+    def __init__(self, budget: int | None = 20, time_budget_s: float | None = None, controller: str = "tpe",
+                 space: Any = "default", contamination: float | str = "auto", novelty: bool = False,
+                 random_state: int | None = None, n_workers: int | None = None,
+                 resources_per_trial: dict[str, float] | None = None, address: str | None = None,
+                 early_stopping: bool = False, trial_timeout_s: float | None = None, max_rows: int | None = 20_000,
+                 out_dir: str | None = None, verbose: bool = False) -> None:
+        self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
+        self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
+        self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
+        self.early_stopping, self.trial_timeout_s, self.max_rows = early_stopping, trial_timeout_s, max_rows
+        self.out_dir, self.verbose = out_dir, verbose
+
+    def _validate(self) -> float:
+        if self.budget is None and self.time_budget_s is None:
+            raise UserInputError("give a trial budget, a time budget or both (budget=None and time_budget_s=None)")
+        if self.budget is not None and (not isinstance(self.budget, int | np.integer) or self.budget < 1):
+            raise UserInputError(f"budget must be a positive number of trials, got {self.budget!r}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise UserInputError(f"time_budget_s must be positive, got {self.time_budget_s!r}")
+        try:
+            return resolve_contamination(self.contamination, novelty=self.novelty)
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+
+    def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> AutoOD:
+        from automl_od.evaluation import make_plan
+        from automl_od.registry import default_registry
+        from automl_od.runner import SearchSettings, run_search
+        from automl_od.spaces import resolve_space
+        from automl_od.trial import SearchData, pipeline_from_config
+
+        contamination = self._validate()
+        frame = _check_frame(X)
+        labels = validate_labels(y, frame.height)
+        frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
+        registry = default_registry()
+        space = resolve_space(self.space, registry)
+        space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
+        self.n_features_in_ = frame.width
+        self.feature_names_in_ = np.asarray(frame.columns, dtype=object) if _has_names(X) else None
+        plan = make_plan(frame, labels, novelty=self.novelty, contamination=contamination, random_state=self.random_state)
+        self.evaluation_ = plan.description
+        data = SearchData(frame=frame, y=labels, plan=plan, contamination=self.contamination, novelty=self.novelty,
+                          random_state=self.random_state, trial_timeout_s=self.trial_timeout_s)
+        resources = dict(self.resources_per_trial or {})
+        settings = SearchSettings(budget=self.budget, time_budget_s=self.time_budget_s, controller=self.controller,
+                                  seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
+                                  gpus_per_trial=resources.get("gpu", 0.0), address=self.address,
+                                  early_stopping=self.early_stopping, verbose=self.verbose)
+        out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
+        try:
+            trials = run_search(data, space, settings, out_dir, resume=resume)
+        finally:
+            if not self.out_dir:
+                shutil.rmtree(out_dir, ignore_errors=True)
+        self.leaderboard_ = leaderboard_frame(trials)
+        best = _best_trial(trials)
+        if best is None:
+            reasons = "; ".join(sorted({str(t.get("reason")) for t in trials if t.get("reason")})[:3])
+            raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
+        self.best_config_ = best["config"]
+        self.best_params_ = {k: v for k, v in best.items() if k not in {"config"}}
+        self.best_score_ = best["reward"]
+        self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
+        self.threshold_ = self.best_pipeline_.threshold_
+        self.offset_ = -self.threshold_
+        if self.verbose:
+            print(f"best: {best['detector']} reward {best['reward']:.4f}", file=sys.stderr)
+        return self
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "best_pipeline_")
+        return self.best_pipeline_.anomaly_score(_check_frame(X, n_features=self.n_features_in_, names=self._names()))
+
+    def _names(self) -> list[str] | None:
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else list(names)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _has_names(X: Any) -> bool:
+    return isinstance(X, pl.DataFrame) or type(X).__module__.split(".")[0] == "pandas"
+
+
+def _check_frame(X: Any, n_features: int | None = None, names: list[str] | None = None) -> pl.DataFrame:
+    if X is None:
+        raise UserInputError("X is None; pass a table (numpy array, pandas or polars DataFrame)")
+    if hasattr(X, "shape") and len(getattr(X, "shape")) == 2 and not _has_names(X):
+        array = np.asarray(X)
+        if array.dtype.kind in "biufc" and np.isinf(array.astype(np.float64)).any():
+            raise UserInputError("X contains infinite values; replace them (e.g. with NaN, which is imputed)")
+        if array.dtype.kind == "c":
+            raise UserInputError("X contains complex numbers, which are not supported")
+    frame = as_frame(X, columns=None)
+    if frame.height < 1 or frame.width < 1:
+        raise UserInputError(f"X has shape {frame.shape}; need at least 1 row and 1 column")
+    if n_features is not None:
+        if frame.width != n_features:
+            raise UserInputError(f"X has {frame.width} features, but AutoOD was fitted with {n_features} features")
+        if names is None and _has_names(X) and frame.columns != [f"x{i}" for i in range(frame.width)]:
+            frame = frame.rename(dict(zip(frame.columns, [f"x{i}" for i in range(frame.width)], strict=True)))
+        elif names is not None and frame.columns != names and not _has_names(X):
+            frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
+    return frame
+
+
+def _sample_rows(frame: pl.DataFrame, labels: np.ndarray | None, max_rows: int | None, seed: int | None) -> tuple[pl.DataFrame, np.ndarray | None, int]:
+    if frame.height < MIN_ROWS:
+        raise UserInputError(f"the search needs at least {MIN_ROWS} rows (3 validation folds), got {frame.height}")
+    if max_rows is None or frame.height <= max_rows:
+        return frame, labels, frame.height
+    rng = np.random.default_rng(seed)
+    if labels is not None and labels.sum() > 0:
+        anomalies = np.flatnonzero(labels == 1)
+        others = np.flatnonzero(labels == 0)
+        n_other = max(max_rows - len(anomalies), max_rows // 2)
+        rows = np.sort(np.r_[anomalies[: max_rows // 2], rng.choice(others, size=min(n_other, len(others)), replace=False)])
+    else:
+        rows = np.sort(rng.choice(frame.height, size=max_rows, replace=False))
+    return frame[rows], None if labels is None else labels[rows], len(rows)
+
+
+def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None) -> tuple[Any, dict[str, str]]:
+    """Drop the components whose capabilities do not fit the data; say why."""
+    skipped: dict[str, str] = {}
+    n_labelled = None if labels is None else int(labels.sum())
+    for kind in ("detector", "ranker", "resampler"):
+        keep = []
+        for name in space.names(kind):
+            reason = registry.get(kind, name).capabilities.unfit_reason(n_rows=n_rows, n_labelled_anomalies=n_labelled)
+            if reason:
+                skipped[f"{kind} {name}"] = reason
+            else:
+                keep.append(name)
+        if not keep:
+            raise UserInputError(f"no {kind} in the search space fits this data: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        space = space.restricted(kind, keep)
+    return space, skipped
+
+
+def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    finished = [t for t in trials if t.get("status") == "ok" and t.get("reward") is not None]
+    if not finished:
+        return None
+    return max(finished, key=lambda t: (t["reward"], -trials.index(t)))

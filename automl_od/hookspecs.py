@@ -1,0 +1,40 @@
+"""Every hook automl-od calls, in one place.
+
+Plugins implement these with ``@automl_od.hookimpl``. All hooks are "collect a list" hooks:
+each implementation returns a list of :class:`automl_od.components.Component` and the
+registry merges them, rejecting duplicate names. Call them with keyword arguments only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from automl_od.components import Component
+
+PROJECT_NAME = "automl_od"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_detectors() -> list[Component]:
+    """Detectors (kind ``"detector"``), each with its default search space and capabilities."""
+
+
+@hookspec
+def register_rankers() -> list[Component]:
+    """Feature rankers (kind ``"ranker"``): order the columns, best first, for top-k selection."""
+
+
+@hookspec
+def register_resamplers() -> list[Component]:
+    """Resamplers (kind ``"resampler"``): rebalance labelled training folds."""
+
+
+@hookspec
+def register_controllers() -> list[Component]:
+    """Search controllers (kind ``"controller"``): factories of Optuna samplers, ``factory(seed=...)``."""

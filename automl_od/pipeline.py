@@ -1,0 +1,127 @@
+"""The fitted unit a trial evaluates and a search hands back.
+
+ranker -> top-k columns -> encoder -> resampler (labelled, label-using detectors only)
+-> detector -> empirical score scale + threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.base import BaseEstimator, OutlierMixin
+
+from automl_od.components import Component
+from automl_od.data import TableEncoder, as_frame
+from automl_od.errors import TrialFailed
+from automl_od.registry import Registry, default_registry
+from automl_od.scoring import EmpiricalScoreScale, resolve_contamination
+
+
+def _build(component: Component, params: dict[str, Any], random_state: int | None) -> Any:
+    params = dict(params)
+    accepted = component.accepted_parameters()
+    if random_state is not None and "random_state" not in params and (accepted is None or "random_state" in accepted):
+        params["random_state"] = random_state
+    return component.build(**params)
+
+
+class OutlierPipeline(OutlierMixin, BaseEstimator):
+    """A concrete ranker/top-k/resampler/detector combination, fitted on training rows only.
+
+    ``anomaly_score(X)`` and ``is_outlier(X)`` follow the user-facing convention (see
+    :mod:`automl_od.scoring`); ``score_samples``/``decision_function``/``predict`` follow
+    scikit-learn's (lower = more abnormal; +1 inlier, -1 outlier).
+    """
+
+    def __init__(self, detector: str = "isolation_forest", detector_params: dict | None = None,
+                 ranker: str = "all_features", ranker_params: dict | None = None, keep: float = 1.0,
+                 resampler: str | None = None, resampler_params: dict | None = None,
+                 contamination: float | str = "auto", novelty: bool = False,
+                 random_state: int | None = None) -> None:
+        self.detector, self.detector_params = detector, detector_params
+        self.ranker, self.ranker_params, self.keep = ranker, ranker_params, keep
+        self.resampler, self.resampler_params = resampler, resampler_params
+        self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
+
+    def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None,
+            epoch_callback: Callable[[int, Any], None] | None = None, ranking: list[int] | None = None) -> OutlierPipeline:
+        """Fit on (X, y); ``ranking`` reuses a column order computed elsewhere (the search caches it)."""
+        registry = registry or default_registry()
+        frame = as_frame(X)
+        labels = None if y is None else np.asarray(y, dtype=np.int64)
+        detector = registry.get("detector", self.detector)
+        if ranking is None:
+            ranker = _build(registry.get("ranker", self.ranker), self.ranker_params or {}, self.random_state)
+            ranking = list(ranker.rank(frame, labels))
+        k = max(1, math.ceil(float(self.keep) * frame.width))
+        self.columns_in_ = list(frame.columns)
+        self.selected_columns_ = [frame.columns[i] for i in ranking[:k]]
+        self.encoder_ = TableEncoder().fit(frame.select(self.selected_columns_))
+        if not self.encoder_.plans_:
+            raise TrialFailed("no usable feature: every selected column is constant or empty")
+        matrix = self.encoder_.transform(frame.select(self.selected_columns_))
+        self.n_features_in_ = frame.width
+        fit_X, fit_y = matrix, labels
+        uses_labels = detector.capabilities.uses_labels or detector.capabilities.needs_labels
+        self.resampling_note_ = "no labels" if labels is None else "detector does not use labels"
+        if labels is not None and uses_labels and self.resampler is not None:
+            resampler = _build(registry.get("resampler", self.resampler), self.resampler_params or {}, self.random_state)
+            fit_X, fit_y = resampler.fit_resample(fit_X, fit_y)
+            self.resampling_note_ = f"resampled with {self.resampler}"
+        elif labels is not None and not uses_labels and 0 < labels.sum() < len(labels):
+            # an unsupervised detector learns "normal": keep the known anomalies out of it
+            fit_X, fit_y = fit_X[labels == 0], None
+        self.detector_ = _build(detector, self.detector_params or {}, self.random_state)
+        fit_kwargs: dict[str, Any] = {}
+        if epoch_callback is not None and detector.capabilities.iterative:
+            fit_kwargs["epoch_callback"] = epoch_callback
+        if uses_labels:
+            self.detector_.fit(fit_X, fit_y, **fit_kwargs)
+        else:
+            self.detector_.fit(fit_X, **fit_kwargs)
+        raw = self._raw(matrix)
+        self.scale_ = EmpiricalScoreScale().fit(raw)
+        self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
+        self.offset_ = -self.threshold_
+        return self
+
+    def _raw(self, matrix: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self.detector_.anomaly_score(matrix), dtype=np.float64).ravel()
+        if raw.shape[0] != matrix.shape[0]:
+            raise TrialFailed(f"detector {self.detector!r} returned {raw.shape[0]} scores for {matrix.shape[0]} rows")
+        if not np.all(np.isfinite(raw)):
+            raise TrialFailed(f"detector {self.detector!r} produced NaN or infinite scores")
+        return raw
+
+    def transform_features(self, X: Any) -> np.ndarray:
+        frame = as_frame(X, columns=getattr(self, "columns_in_", None) if not isinstance(X, pl.DataFrame) else None)
+        return self.encoder_.transform(frame.select([c for c in self.selected_columns_]))
+
+    def raw_score(self, X: Any) -> np.ndarray:
+        """The detector's own score (higher = more abnormal, detector-specific scale)."""
+        return self._raw(self.transform_features(X))
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """User-facing score in [0, 1], higher = more abnormal, comparable across detectors."""
+        return self.scale_.transform(self.raw_score(X))
+
+    def is_outlier(self, X: Any) -> np.ndarray:
+        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    def score_frame(self, X: Any) -> pl.DataFrame:
+        scores = self.anomaly_score(X)
+        return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
+
+    # scikit-learn's outlier-detector view
+    def score_samples(self, X: Any) -> np.ndarray:
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.where(self.decision_function(X) >= 0, 1, -1)

@@ -1,0 +1,220 @@
+"""Ray Tune + Optuna glue: the only module that imports ray.
+
+Trials run through ``ray.tune.Tuner`` with ``OptunaSearch`` driving the controller's Optuna
+sampler over a define-by-run space. The data set goes to the object store once
+(``tune.with_parameters``); actors are reused between trials; a driver-side callback writes
+every finished trial to ``trials.jsonl`` (the leaderboard's source, kept across ``--resume``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl_od.errors import UserInputError
+from automl_od.spaces import SearchSpace
+from automl_od.trial import SearchData, flatten_config, run_trial
+
+TRIALS_FILE = "trials.jsonl"
+TUNE_DIR = "tune"
+RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done")
+
+
+@dataclass
+class SearchSettings:
+    budget: int | None = 20
+    time_budget_s: float | None = None
+    controller: str = "tpe"
+    seed: int | None = None
+    n_workers: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    early_stopping: bool = False
+    grace_period: int = 10
+    verbose: bool = True
+
+
+class DefineByRun:
+    """The define-by-run function OptunaSearch calls: samples one pipeline configuration."""
+
+    def __init__(self, space: SearchSpace, resample: bool) -> None:
+        self.space, self.resample = space, resample
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        return {"pipeline": self.space.sample(trial, resample=self.resample)}
+
+
+def _trainable(config: dict[str, Any], data: SearchData) -> None:
+    from ray import tune
+
+    result = run_trial(config["pipeline"], data, report=tune.report)
+    result.pop("traceback", None)
+    tune.report(result)
+
+
+def _loopback_probe(address: str, timeout_s: float = 3.0) -> None:
+    if address in ("auto", "local") or address.startswith(("ray://", "anyscale://")):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserInputError(f"Ray address {address!r} must look like HOST:PORT (e.g. 127.0.0.1:6379) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UserInputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with `ray start --head` or drop --address to use a local one") from None
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_token_file: str | None = None) -> None:
+    """Connect to ``address`` (a running cluster) or start a local Ray instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
+    if auth_token_file:
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(auth_token_file).resolve())
+    if address:
+        _loopback_probe(address)
+        # Ray >= 2.52 clusters may require a token; with one available, ask for token mode
+        # explicitly (a bare address= with a token but no mode retries instead of failing).
+        has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                         or (Path.home() / ".ray" / "auth_token").is_file())
+        if has_token:
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="ERROR")
+        except Exception as exc:
+            hint = "" if has_token else " If the cluster uses token authentication, set RAY_AUTH_TOKEN or pass --ray-auth-token-file."
+            raise UserInputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}.{hint}") from None
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=True,
+                 logging_level="ERROR")
+
+
+class _RecordTrials:
+    """Driver-side Tune callback: one JSON line per finished trial, plus progress lines."""
+
+    def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
+        self.best: float | None = None
+        self.done = sum(1 for _ in path.open()) if path.exists() else 0
+
+    def record(self, trial: Any, result: dict[str, Any] | None, *, error: str | None = None) -> None:
+        config = trial.config.get("pipeline", {})
+        row: dict[str, Any] = {"trial_id": trial.trial_id, **flatten_config(config)} if config else {"trial_id": trial.trial_id}
+        result = result or {}
+        for key in RESULT_KEYS:
+            if key in result:
+                row[key] = result[key]
+        if error is not None:
+            row.update(status="failed", reason=error, reward=None)
+        elif row.get("status") == "running":
+            row.update(status="stopped early", reason=f"stopped by the scheduler at epoch {result.get('epoch')}")
+        elif row.get("status") == "failed":
+            row["reward"] = None
+        row["config"] = config
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, default=str) + "\n")
+        self.done += 1
+        if row.get("status") == "ok" and row.get("reward") is not None:
+            self.best = row["reward"] if self.best is None else max(self.best, row["reward"])
+        if self.on_record:
+            self.on_record(row)
+        if self.verbose:
+            total = f"/{self.budget}" if self.budget else ""
+            best = "-" if self.best is None else f"{self.best:.4f}"
+            what = f"{row.get('detector', '?')}: {row.get('status')}"
+            if row.get("status") == "ok":
+                what += f" reward {row['reward']:.4f}"
+            elif row.get("reason"):
+                what += f" ({row['reason'][:80]})"
+            print(f"[trial {self.done}{total}] {what}; best so far {best}", file=sys.stderr, flush=True)
+
+
+def _make_callback(recorder: _RecordTrials) -> Any:
+    from ray.tune import Callback
+
+    class RecordTrialsCallback(Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            recorder.record(trial, trial.last_result)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            recorder.record(trial, trial.last_result, error="the trial's worker raised or died (see Ray's logs)")
+
+    return RecordTrialsCallback()
+
+
+def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, out_dir: Path, *, resume: bool = False,
+               on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run (or resume) a search; return every recorded trial (also in ``out_dir/trials.jsonl``)."""
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from automl_od.registry import default_registry
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_workers = settings.n_workers or max(1, int((os.cpu_count() or 1) // max(settings.cpus_per_trial, 1e-9)))
+    init_ray(settings.address, num_cpus=None)
+    if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
+        raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
+    trials_path = out_dir / TRIALS_FILE
+    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record)
+    trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
+                                    {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
+    tune_dir = out_dir / TUNE_DIR
+    if resume:
+        if not tune.Tuner.can_restore(str(tune_dir)):
+            raise UserInputError(f"nothing to resume in {out_dir}: no interrupted search was found there")
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        if trials_path.exists():
+            trials_path.unlink()
+        controller = default_registry().get("controller", settings.controller)
+        sampler = controller.build(seed=settings.seed)
+        resample = data.y is not None and int(data.y.sum()) > 0
+        searcher = OptunaSearch(space=DefineByRun(space, resample), metric="reward", mode="max", sampler=sampler,
+                                seed=settings.seed)
+        scheduler = (ASHAScheduler(time_attr="training_iteration", grace_period=settings.grace_period, max_t=100_000)
+                     if settings.early_stopping else FIFOScheduler())
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=scheduler, metric="reward", mode="max",
+                num_samples=settings.budget if settings.budget else -1, time_budget_s=settings.time_budget_s,
+                max_concurrent_trials=n_workers, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR, storage_path=str(out_dir), verbose=0, log_to_file=False,
+                callbacks=[_make_callback(recorder)],
+                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=False),
+            ),
+        )
+    started = time.perf_counter()
+    tuner.fit()
+    if settings.verbose:
+        print(f"search finished in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    return read_trials(trials_path)
+
+
+def read_trials(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -1,0 +1,120 @@
+"""Classical detectors from scikit-learn, adapted to automl-od's detector protocol.
+
+Protocol: ``fit(X, y=None) -> self`` and ``anomaly_score(X) -> ndarray`` with higher = more
+abnormal. The adapters own their scikit-learn estimator; they do not subclass it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from automl_od import hookimpl
+from automl_od.components import Capabilities, Component
+from automl_od.spaces import builtin_space_file
+
+
+def _subsample(X: np.ndarray, max_rows: int | None, random_state: int | None) -> np.ndarray:
+    if max_rows is None or len(X) <= max_rows:
+        return X
+    rows = np.random.default_rng(random_state).choice(len(X), size=max_rows, replace=False)
+    return X[np.sort(rows)]
+
+
+class IsolationForestDetector:
+    """Isolation Forest (Liu et al. 2008): short average path length = abnormal."""
+
+    def __init__(self, n_estimators: int = 100, max_samples: float = 256, max_features: float = 1.0,
+                 bootstrap: bool = False, random_state: int | None = None) -> None:
+        self.n_estimators, self.max_samples, self.max_features = n_estimators, max_samples, max_features
+        self.bootstrap, self.random_state = bootstrap, random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> IsolationForestDetector:
+        from sklearn.ensemble import IsolationForest
+
+        max_samples = int(self.max_samples) if self.max_samples > 1 else float(self.max_samples)
+        if isinstance(max_samples, int):
+            max_samples = min(max_samples, len(X))
+        self.model_ = IsolationForest(n_estimators=int(self.n_estimators), max_samples=max_samples,
+                                      max_features=float(self.max_features), bootstrap=self.bootstrap,
+                                      random_state=self.random_state).fit(X)
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.score_samples(X)
+
+
+class LocalOutlierFactorDetector:
+    """Local Outlier Factor in novelty mode (Breunig et al. 2000): low local density = abnormal."""
+
+    def __init__(self, n_neighbors: int = 20, metric: str = "minkowski", p: int = 2, max_train_rows: int | None = 20_000,
+                 random_state: int | None = None) -> None:
+        self.n_neighbors, self.metric, self.p = n_neighbors, metric, p
+        self.max_train_rows, self.random_state = max_train_rows, random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> LocalOutlierFactorDetector:
+        from sklearn.neighbors import LocalOutlierFactor
+
+        X = _subsample(X, self.max_train_rows, self.random_state)
+        k = max(1, min(int(self.n_neighbors), len(X) - 1))
+        self.model_ = LocalOutlierFactor(n_neighbors=k, metric=self.metric, p=self.p, novelty=True).fit(X)
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.score_samples(X)
+
+
+class OneClassSVMDetector:
+    """One-class SVM (Schoelkopf et al. 2001) with an RBF kernel; trained on a row subsample."""
+
+    def __init__(self, nu: float = 0.1, gamma: str | float = "scale", kernel: str = "rbf",
+                 max_train_rows: int | None = 5_000, random_state: int | None = None) -> None:
+        self.nu, self.gamma, self.kernel = nu, gamma, kernel
+        self.max_train_rows, self.random_state = max_train_rows, random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> OneClassSVMDetector:
+        from sklearn.svm import OneClassSVM
+
+        X = _subsample(X, self.max_train_rows, self.random_state)
+        self.model_ = OneClassSVM(nu=float(self.nu), gamma=self.gamma, kernel=self.kernel).fit(X)
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return -self.model_.score_samples(X)
+
+
+class RobustCovarianceDetector:
+    """Mahalanobis distance under a Minimum Covariance Determinant fit (Rousseeuw 1984)."""
+
+    def __init__(self, support_fraction: float | None = None, ridge: float = 1e-6,
+                 max_train_rows: int | None = 20_000, random_state: int | None = None) -> None:
+        self.support_fraction, self.ridge = support_fraction, ridge
+        self.max_train_rows, self.random_state = max_train_rows, random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> RobustCovarianceDetector:
+        from sklearn.covariance import MinCovDet
+
+        X = _subsample(X, self.max_train_rows, self.random_state)
+        # a small ridge keeps nearly collinear (e.g. one-hot) columns from making it singular
+        jitter = np.random.default_rng(self.random_state).normal(scale=self.ridge, size=X.shape)
+        self.model_ = MinCovDet(support_fraction=self.support_fraction, random_state=self.random_state).fit(X + jitter)
+        return self
+
+    def anomaly_score(self, X: np.ndarray) -> np.ndarray:
+        return self.model_.mahalanobis(X)
+
+
+_SPACES = builtin_space_file("sklearn_detectors.yaml")
+
+
+@hookimpl
+def register_detectors() -> list[Component]:
+    return [
+        Component("isolation_forest", "detector", IsolationForestDetector, _SPACES["isolation_forest"],
+                  Capabilities(), "scikit-learn IsolationForest"),
+        Component("local_outlier_factor", "detector", LocalOutlierFactorDetector, _SPACES["local_outlier_factor"],
+                  Capabilities(max_rows=200_000), "scikit-learn LocalOutlierFactor (novelty mode)"),
+        Component("one_class_svm", "detector", OneClassSVMDetector, _SPACES["one_class_svm"],
+                  Capabilities(), "scikit-learn OneClassSVM, RBF kernel, on a row subsample"),
+        Component("robust_covariance", "detector", RobustCovarianceDetector, _SPACES["robust_covariance"],
+                  Capabilities(), "Mahalanobis distance under scikit-learn's MinCovDet"),
+    ]

@@ -1,0 +1,1 @@
+"""Declarative search-space files: the built-ins' default spaces and the presets."""
