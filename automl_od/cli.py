@@ -1,0 +1,334 @@
+"""The ``automl-od`` command line: search, rank, predict, plugins.
+
+Bad input prints one line ``automl-od: error: ...`` and exits with status 2; nothing the
+user passed is modified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from automl_od.errors import AutoODError, UserInputError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text) if text.replace(".", "", 1).isdigit() else -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _contamination(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number in (0, 0.5], got {text!r}") from None
+    if not 0 < value <= 0.5:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number in (0, 0.5], got {text!r}")
+    return value
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("data", metavar="DATA", help="CSV (plain or .gz) or Parquet file")
+    parser.add_argument("--no-header", action="store_true", help="the CSV has no header row (columns become column_1, column_2, ...)")
+    parser.add_argument("--drop", metavar="COL", nargs="+", default=[], help="columns to ignore (IDs, timestamps, ...)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="automl-od", description="AutoML for outlier detection: search ranker x resampler x detector "
+                     "pipelines with Ray Tune + Optuna and keep the best.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    search = commands.add_parser("search", help="search for the best detector for a table",
+                                 description="Search for the best outlier-detection pipeline for DATA and write the "
+                                 "leaderboard, the fitted best pipeline and per-row scores to --out.")
+    _add_data_arguments(search)
+    search.add_argument("--label", metavar="COL", help="label column: 1 = known anomaly, 0 or empty = unlabelled/normal")
+    search.add_argument("--anomaly-value", metavar="V", nargs="+", help="values of --label that mean anomaly (e.g. fraud); everything else is 0")
+    search.add_argument("--budget", type=_positive_int, default=None, help="number of trials (default 20 without --time-budget)")
+    search.add_argument("--time-budget", type=_positive_float, metavar="S", help="wall-clock limit in seconds; stops at whichever budget comes first")
+    search.add_argument("--controller", default="tpe", help="search controller (see `automl-od plugins`; default tpe)")
+    search.add_argument("--space", default="default", metavar="FILE|PRESET", help="search-space YAML file or preset: fast, default, deep (default: default)")
+    search.add_argument("--workers", type=_positive_int, help="concurrent trials (default: CPUs / CPUs per trial)")
+    search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs per trial (default 1)")
+    search.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, metavar="F", help="GPUs per trial, fractions allowed (default 0)")
+    search.add_argument("--address", help="connect to this Ray cluster (HOST:PORT or auto) instead of starting a local one")
+    search.add_argument("--ray-auth-token-file", metavar="FILE", help="token file of a Ray cluster with token authentication")
+    search.add_argument("--out", metavar="DIR", help="output folder (default: automl_od_runs/<data name>-<time>)")
+    search.add_argument("--seed", type=int, help="random seed (searches with one worker and a trial budget repeat exactly)")
+    search.add_argument("--resume", action="store_true", help="resume the interrupted search in --out, keeping its finished trials")
+    search.add_argument("--contamination", type=_contamination, default="auto", help="expected share of anomalies for is_outlier ('auto' = 0.1, or 0.01 with --novelty)")
+    search.add_argument("--novelty", action="store_true", help="the data is clean (no anomalies expected); changes the label-free reward and threshold")
+    search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
+    search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
+    search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
+    search.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    rank = commands.add_parser("rank", help="rank the columns of a table with a feature ranker",
+                               description="Rank the columns of DATA, best first, with a registered feature ranker.")
+    _add_data_arguments(rank)
+    rank.add_argument("--label", metavar="COL", help="label column (label-driven rankers need it)")
+    rank.add_argument("--anomaly-value", metavar="V", nargs="+", help="values of --label that mean anomaly")
+    rank.add_argument("--ranker", default="all_features", help="ranker name (see `automl-od plugins`)")
+    rank.add_argument("--json", action="store_true", help="print JSON")
+
+    predict = commands.add_parser("predict", help="score a table with a fitted pipeline",
+                                  description="Score DATA with the best pipeline of a search (its --out folder or its "
+                                  "best_pipeline.joblib) and write anomaly_score and is_outlier per row.")
+    predict.add_argument("model", metavar="MODEL", help="a search's output folder or its best_pipeline.joblib")
+    _add_data_arguments(predict)
+    predict.add_argument("--out", metavar="FILE", help="CSV to write (default: stdout)")
+    predict.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows scored at a time (default 100000)")
+
+    plugins = commands.add_parser("plugins", help="list the plugins and their components",
+                                  description="List the registered plugins, their versions and the components each registers.")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _version() -> str:
+    from automl_od import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return {"search": cmd_search, "rank": cmd_rank, "predict": cmd_predict, "plugins": cmd_plugins}[args.command](args)
+    except (UserInputError, AutoODError) as exc:
+        print(f"automl-od: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        hint = f"; resume with: automl-od search {args.data} --resume --out {args.out}" if args.command == "search" and getattr(args, "out", None) else ""
+        print(f"automl-od: interrupted{hint}", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _load_features(args: argparse.Namespace, *, need_label: bool = False) -> tuple[Any, Any, list[str]]:
+    """Read DATA, split off the label, drop --drop and constant columns; returns (frame, y, notices)."""
+    from automl_od.data import parse_labels, read_table
+
+    frame = read_table(args.data, no_header=args.no_header)
+    notices: list[str] = []
+    columns = frame.columns
+    for name in [*(args.drop or []), *([args.label] if args.label else [])]:
+        if name not in columns:
+            shown = ", ".join(columns[:12]) + (", ..." if len(columns) > 12 else "")
+            raise UserInputError(f"column {name!r} is not in {args.data}; its columns are: {shown}")
+    if args.anomaly_value and not args.label:
+        raise UserInputError("--anomaly-value needs --label")
+    y = None
+    if args.label:
+        y = parse_labels(frame.get_column(args.label), anomaly_values=args.anomaly_value, name=args.label)
+    features = frame.drop([*(args.drop or []), *([args.label] if args.label else [])])
+    constant = [c for c in features.columns if features.get_column(c).n_unique() <= 1]
+    if constant:
+        notices.append(f"dropping {len(constant)} constant column(s): {', '.join(constant[:10])}")
+        features = features.drop(constant)
+    if features.width == 0:
+        raise UserInputError(f"no usable feature in {args.data}: every column is the label, dropped or constant")
+    return features, y, notices
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from automl_od.estimator import AutoOD
+    from automl_od.runner import TRIALS_FILE
+
+    if args.resume and not args.out:
+        raise UserInputError("--resume needs --out: the folder of the interrupted search")
+    features, y, notices = _load_features(args)
+    out = Path(args.out) if args.out else Path("automl_od_runs") / f"{_stem(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {str(out)!r} exists and is not a folder")
+    if not args.resume and (out / TRIALS_FILE).exists():
+        raise UserInputError(f"{str(out)!r} already holds a search; continue it with --resume or choose another --out")
+    if args.space not in ("fast", "default", "deep") and not Path(args.space).is_file():
+        raise UserInputError(f"space file {args.space!r} not found (give a YAML file or a preset: fast, default, deep)")
+    budget = args.budget if args.budget or args.time_budget else 20
+    for notice in notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
+    print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; "
+          f"budget {budget or '-'} trials, {args.time_budget or '-'} s; output in {out}", file=sys.stderr)
+    if args.ray_auth_token_file:
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(args.ray_auth_token_file).resolve())
+    model = AutoOD(budget=budget, time_budget_s=args.time_budget, controller=args.controller, space=args.space,
+                   contamination=args.contamination, novelty=args.novelty, random_state=args.seed, n_workers=args.workers,
+                   resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
+                   early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
+                   out_dir=str(out), verbose=not args.quiet)
+    try:
+        model.fit(features, y, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"automl-od: interrupted; finished trials are kept in {out}; resume with: "
+              f"automl-od search {args.data} --resume --out {out}", file=sys.stderr)
+        return 130
+    for name, reason in model.skipped_components_.items():
+        print(f"notice: skipped {name}: {reason}", file=sys.stderr)
+    _write_outputs(model, args, out)
+    _print_leaderboard(model.leaderboard_)
+    print(f"\nbest: {model.best_config_['detector']} (reward {model.best_score_:.4f}; {model.evaluation_})")
+    print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
+    return 0
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".parquet", ".pq"):
+        name = name.removesuffix(suffix)
+    return name or "data"
+
+
+def _write_outputs(model: Any, args: argparse.Namespace, out: Path) -> None:
+    import joblib
+
+    model.leaderboard_.write_csv(out / "leaderboard.csv")
+    joblib.dump(model.best_pipeline_, out / "best_pipeline.joblib")
+    summary = {"data": str(args.data), "label": args.label, "evaluation": model.evaluation_,
+               "best": model.best_config_, "best_reward": model.best_score_, "rows_used": model.sampled_rows_,
+               "skipped_components": model.skipped_components_, "threshold": model.threshold_}
+    (out / "search.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    drop = [*(args.drop or []), *([args.label] if args.label else [])]
+    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv")
+
+
+def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], target: Path | None, batch_size: int = 100_000) -> int:
+    """Score DATA batch by batch, appending to ``target`` (stdout when None); returns rows."""
+    from automl_od.data import iter_table_batches
+
+    handle = target.open("w", newline="", encoding="utf-8") if target else sys.stdout
+    rows = 0
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "anomaly_score", "is_outlier"])
+        for batch in iter_table_batches(data, no_header=no_header, batch_size=batch_size):
+            scored = pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]))
+            scores, flags = scored.get_column("anomaly_score").to_list(), scored.get_column("is_outlier").to_list()
+            writer.writerows((rows + i, f"{s:.6g}", f) for i, (s, f) in enumerate(zip(scores, flags, strict=True)))
+            rows += len(scores)
+    finally:
+        if target:
+            handle.close()
+    return rows
+
+
+def _print_leaderboard(leaderboard: Any, top: int = 10) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"leaderboard (top {min(top, leaderboard.height)} of {leaderboard.height} trials)")
+    for column in ("rank", "detector", "status", "reward", "auroc", "params", "duration_s"):
+        table.add_column(column, overflow="fold")
+    for row in leaderboard.head(top).iter_rows(named=True):
+        table.add_row(*[("-" if row[c] is None else f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]))
+                        for c in ("rank", "detector", "status", "reward", "auroc", "params", "duration_s")])
+    Console(width=140).print(table)
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from automl_od.pipeline import _build
+    from automl_od.registry import default_registry
+
+    features, y, notices = _load_features(args)
+    for notice in notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    ranker = _build(default_registry().get("ranker", args.ranker), {}, 0)
+    order = list(ranker.rank(features, None if y is None else np.asarray(y)))
+    ranking = [{"rank": i + 1, "column": features.columns[j]} for i, j in enumerate(order)]
+    if args.json:
+        print(json.dumps({"ranker": args.ranker, "ranking": ranking}, indent=2))
+    else:
+        for entry in ranking:
+            print(f"{entry['rank']:>4}  {entry['column']}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import joblib
+
+    model_path = Path(args.model)
+    if model_path.is_dir():
+        model_path = model_path / "best_pipeline.joblib"
+    if not model_path.is_file():
+        raise UserInputError(f"no fitted pipeline at {str(model_path)!r}; give a search's --out folder or its best_pipeline.joblib")
+    try:
+        pipeline = joblib.load(model_path)
+    except Exception as exc:
+        raise UserInputError(f"cannot load {str(model_path)!r}: {_one_line(exc)}") from None
+    if args.out and Path(args.out).resolve() == Path(args.data).resolve():
+        raise UserInputError("--out must not be the input file")
+    rows = _score_file(pipeline, args.data, args.no_header, list(args.drop or []), Path(args.out) if args.out else None,
+                       batch_size=args.batch_size)
+    if args.out:
+        print(f"scored {rows} rows -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from automl_od.registry import default_registry
+
+    plugins = default_registry().describe()
+    if args.json:
+        print(json.dumps(plugins, indent=2))
+        return 0
+    for plugin in plugins:
+        origin = "built-in" if plugin["builtin"] else "third-party"
+        print(f"{plugin['name']} {plugin['version']} ({origin})")
+        for component in plugin["components"]:
+            print(f"    {component['kind']:<10} {component['name']:<24} {component['description']}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+# never load whatever third-party plugins happen to be installed on the machine
+os.environ["AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+CLI = [sys.executable, "-m", "automl_od.cli"]
+
+
+def blobs(n: int = 240, n_outliers: int = 12, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian inliers plus far-away outliers; y marks the outliers (1)."""
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(size=(n, d)), rng.normal(loc=6.0, size=(n_outliers, d))]
+    y = np.r_[np.zeros(n), np.ones(n_outliers)].astype(np.int64)
+    order = rng.permutation(len(X))
+    return X[order], y[order]
+
+
+@pytest.fixture
+def blob_data() -> tuple[np.ndarray, np.ndarray]:
+    return blobs()
+
+
+@pytest.fixture
+def mixed_frame() -> pl.DataFrame:
+    """Numeric + categorical (low and high cardinality) + missing values + a constant column."""
+    rng = np.random.default_rng(1)
+    n = 300
+    amount = rng.lognormal(size=n)
+    amount[:5] = [np.nan, 300.0, 250.0, np.nan, 400.0]
+    return pl.DataFrame({
+        "amount": amount,
+        "count": rng.integers(0, 10, n),
+        "protocol": rng.choice(["tcp", "udp", "icmp"], n).tolist(),
+        "host": [f"h{i}" for i in rng.integers(0, 80, n)],
+        "const": ["x"] * n,
+        "flag": rng.random(n) < 0.5,
+    })
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for every test that runs searches in-process."""
+    import ray
+
+    from automl_od.runner import init_ray
+
+    init_ray(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def adbench_dir() -> Path:
+    path = DATASETS / "adbench"
+    if not path.is_dir():
+        pytest.skip(f"ADBench data not found at {path}")
+    return path

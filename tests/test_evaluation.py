@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from automl_od.evaluation import combine, fold_metrics, make_plan
+from automl_od.data import as_frame
+from automl_od.trial import SearchData, run_trial
+
+from conftest import blobs
+
+CONFIG = {"detector": "robust_covariance", "detector_params": {}, "ranker": "all_features", "ranker_params": {},
+          "keep": 1.0, "resampler": None, "resampler_params": {}}
+
+
+def _reward(frame, y, **plan_kwargs):
+    plan = make_plan(frame, y, random_state=0, **plan_kwargs)
+    result = run_trial(CONFIG, SearchData(frame=frame, y=y, plan=plan, random_state=0, **({"novelty": True} if plan_kwargs.get("novelty") else {})))
+    return plan, result
+
+
+def test_labelled_mode_uses_stratified_folds():
+    X, y = blobs()
+    plan, result = _reward(as_frame(X), y)
+    assert plan.mode == "labelled" and len(plan.folds) == 3
+    assert all(y[val].sum() >= 1 for _, val in plan.folds)
+    assert result["status"] == "ok" and result["reward"] == result["auroc"] > 0.95 and "aupr" in result
+
+
+def test_one_labelled_anomaly_falls_back_to_a_blend():
+    X, y = blobs()
+    single = np.zeros_like(y)
+    single[np.flatnonzero(y)[0]] = 1
+    plan, result = _reward(as_frame(X), single)
+    assert plan.mode == "few_labels"
+    assert sum(single[val].sum() for _, val in plan.folds) == 1  # held out in exactly one fold
+    assert result["status"] == "ok"
+    assert np.isclose(result["reward"], 0.5 * result["auroc"] + 0.5 * result["label_free"])
+
+
+def test_label_free_reward_rewards_a_sensible_detector():
+    X, y = blobs()
+    plan, result = _reward(as_frame(X), None)
+    assert plan.mode == "label_free" and plan.pseudo_labels is not None
+    assert plan.pseudo_labels.sum() == round(0.1 * len(y))
+    assert set(np.flatnonzero(y)) <= set(np.flatnonzero(plan.pseudo_labels))  # far outliers lead the consensus
+    assert result["reward"] > 0.8
+    # a detector scoring the reverse way gets a low reward
+    _, val = plan.folds[0]
+    reversed_scores = -np.abs(X[val]).sum(axis=1)
+    assert fold_metrics(plan, 0, reversed_scores)["reward"] < 0.5
+
+
+def test_novelty_mode_uses_synthetic_outliers():
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200), "c": rng.choice(["u", "v"], 200).tolist()})
+    plan, result = _reward(frame, None, novelty=True)
+    assert plan.mode == "novelty" and plan.synthetic is not None and plan.synthetic.columns == frame.columns
+    assert result["status"] == "ok" and 0.5 < result["reward"] <= 1.0
+
+
+def test_combine_means_and_spreads():
+    X, y = blobs()
+    plan = make_plan(as_frame(X), y, random_state=0)
+    summary = combine(plan, [{"reward": 0.8, "auroc": 0.8}, {"reward": 1.0, "auroc": 1.0}])
+    assert np.isclose(summary["reward"], 0.9) and np.isclose(summary["auroc_std"], 0.1)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from automl_od.errors import SpaceError
+from automl_od.registry import Registry, get_plugin_manager
+from automl_od.spaces import PRESETS, parse_parameter, resolve_space
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry(get_plugin_manager(load_entry_points=False))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_load(preset, registry):
+    space = resolve_space(preset, registry)
+    assert space.names("detector") and space.names("ranker") and space.names("resampler")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "gaussian", "low": 0, "high": 1}, "unknown distribution type 'gaussian'"),
+        ({"type": "float", "low": 5, "high": 1}, "`low <= high` must hold, but got (low=5, high=1)"),
+        ({"type": "float", "low": 0, "high": 1, "log": True}, "log-scale range needs low > 0"),
+        ({"type": "int", "low": 1.5, "high": 3}, "whole numbers"),
+        ({"type": "categorical", "choices": []}, "non-empty list"),
+        ({"type": "float", "low": 0}, "needs 'high'"),
+        ({"type": "float", "low": 0, "high": 1, "stepp": 2}, "unknown key"),
+    ],
+)
+def test_parameter_validation_messages(spec, message):
+    with pytest.raises(SpaceError) as info:
+        parse_parameter(spec, "detectors.x.p")
+    assert message in str(info.value)
+    assert "detectors.x.p" in str(info.value)
+
+
+def test_plain_values_are_fixed():
+    assert parse_parameter(3, "p").kind == "fixed"
+    assert parse_parameter({"a": 1}, "p").value == {"a": 1}
+
+
+def test_unknown_component_and_parameter(registry, tmp_path):
+    with pytest.raises(SpaceError, match="unknown detector 'isolation_forrest'"):
+        resolve_space({"detectors": {"isolation_forrest": "default"}}, registry)
+    with pytest.raises(SpaceError, match="does not accept parameter 'n_trees'"):
+        resolve_space({"detectors": {"isolation_forest": {"n_trees": 10}}}, registry)
+    with pytest.raises(SpaceError, match="unknown top-level key"):
+        resolve_space({"detector": "all"}, registry)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors: [unclosed\n")
+    with pytest.raises(SpaceError, match="not valid YAML"):
+        resolve_space(bad, registry)
+    with pytest.raises(SpaceError, match="not found"):
+        resolve_space(tmp_path / "missing.yaml", registry)
+
+
+def test_user_file_extends_a_preset_and_overrides_one_parameter(registry, tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "extends: fast\n"
+        "detectors:\n"
+        "  isolation_forest:\n"
+        "    n_estimators: {type: int, low: 10, high: 20, step: 5}\n"
+    )
+    space = resolve_space(path, registry)
+    assert space.names("detector") == ["isolation_forest"]
+    forest = space.components["detector"]["isolation_forest"]
+    assert (forest["n_estimators"].low, forest["n_estimators"].high, forest["n_estimators"].step) == (10, 20, 5)
+    assert forest["max_features"].kind == "float"  # the rest of the default space stays
+    assert space.names("ranker") == ["all_features"]  # from the preset
+
+
+def test_sampling_is_conditional_on_the_detector(registry):
+    space = resolve_space("default", registry)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        config = space.sample(trial, resample=False)
+        detector = config["detector"]
+        seen.add(detector)
+        asked = {name for name in trial.params if name.startswith("detector.")}
+        assert all(name.startswith(f"detector.{detector}.") for name in asked)
+        assert set(config["detector_params"]) == set(space.components["detector"][detector])
+        assert config["resampler"] is None and config["keep"] == 1.0
+        study.tell(trial, 0.5)
+    assert len(seen) == 4
