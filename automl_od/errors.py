@@ -21,3 +21,10 @@ class PluginError(AutoODError):
 
 class TrialFailed(AutoODError):
     """A trial could not produce a valid score; the reason is recorded, the search goes on."""
+
+
+class UnknownComponent(UserInputError, KeyError):
+    """A component name (detector, ranker, resampler, controller) that no plugin registers."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -98,6 +98,7 @@ class AutoOD(OutlierMixin, BaseEstimator):
         labels = validate_labels(y, frame.height)
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
         registry = default_registry()
+        registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
         self.n_features_in_ = frame.width
@@ -121,6 +122,8 @@ class AutoOD(OutlierMixin, BaseEstimator):
         best = _best_trial(trials)
         if best is None:
             reasons = "; ".join(sorted({str(t.get("reason")) for t in trials if t.get("reason")})[:3])
+            if not trials and self.time_budget_s:
+                raise UserInputError(f"no trial finished within the time budget of {self.time_budget_s:g} s; raise it")
             raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
         self.best_config_ = best["config"]
         self.best_params_ = {k: v for k, v in best.items() if k not in {"config"}}

@@ -14,7 +14,7 @@ import pluggy
 
 from automl_od import hookspecs
 from automl_od.components import Component, ComponentKind
-from automl_od.errors import PluginError
+from automl_od.errors import PluginError, UnknownComponent
 
 #: Set to any non-empty value to skip loading third-party plugins from the ``automl_od``
 #: entry-point group (the test suite sets it so it never sees what happens to be installed).
@@ -98,7 +98,7 @@ class Registry:
         table = self._tables[kind]
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            raise PluginError(f"unknown {kind} {name!r}; registered {kind}s: {known}")
+            raise UnknownComponent(f"unknown {kind} {name!r}; registered {kind}s: {known} (see `automl-od plugins`)")
         return table[name]
 
     def describe(self) -> list[dict[str, Any]]:

@@ -8,12 +8,15 @@ every finished trial to ``trials.jsonl`` (the leaderboard's source, kept across 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +111,15 @@ class _RecordTrials:
     def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
         self.best: float | None = None
-        self.done = sum(1 for _ in path.open()) if path.exists() else 0
+        self.done = self._count()
+
+    def _count(self) -> int:
+        return sum(1 for _ in self.path.open()) if self.path.exists() else 0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # restored by Tuner.restore on --resume: count what the interrupted run recorded
+        self.__dict__.update(state)
+        self.done = self._count()
 
     def record(self, trial: Any, result: dict[str, Any] | None, *, error: str | None = None) -> None:
         config = trial.config.get("pipeline", {})
@@ -208,10 +219,42 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
             ),
         )
     started = time.perf_counter()
-    tuner.fit()
+    with _graceful_interrupt() as interrupted:
+        tuner.fit()
+    if interrupted.is_set():
+        raise KeyboardInterrupt(f"search interrupted; finished trials are kept in {out_dir}")
     if settings.verbose:
         print(f"search finished in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     return read_trials(trials_path)
+
+
+@contextlib.contextmanager
+def _graceful_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C stops Tune gracefully (it saves its state) and is re-raised after ``fit`` returns.
+
+    Tune swallows SIGINT and returns normally, which would make an interrupted search look
+    finished; we take SIGINT ourselves and ask Tune to stop through its SIGUSR1 handler.
+    """
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield event
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        event.set()
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous_env = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if previous_env is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
 
 
 def read_trials(path: Path) -> list[dict[str, Any]]:

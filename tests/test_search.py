@@ -1,0 +1,96 @@
+"""Real searches through Ray Tune on a local Ray instance (one for the whole test session)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from automl_od import AutoOD
+from automl_od.errors import UserInputError
+
+from conftest import blobs
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def test_unsupervised_search_finds_the_outliers(blob_data):
+    X, y = blob_data
+    model = AutoOD(budget=4, space="fast", random_state=0).fit(X)
+    assert roc_auc_score(y, -model.score_samples(X)) > 0.95
+    board = model.leaderboard_
+    assert isinstance(board, pl.DataFrame) and board.height == 4
+    assert board.get_column("rank").to_list() == [1, 2, 3, 4]
+    assert board.row(0, named=True)["reward"] == model.best_score_
+    assert model.best_params_["detector"] in {"isolation_forest", "robust_covariance"}
+    assert set(np.unique(model.predict(X))) == {-1, 1}
+
+
+def test_labels_pandas_and_a_failing_trial(blob_data):
+    X, y = blob_data
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    space = {"detectors": {"one_class_svm": {"nu": {"type": "categorical", "choices": [0.1, 2.0]}}}}
+    model = AutoOD(budget=6, space=space, controller="random", random_state=1).fit(frame, pd.Series(y))
+    statuses = model.leaderboard_.get_column("status").to_list()
+    assert "failed" in statuses and "ok" in statuses  # nu=2.0 fails, the search goes on
+    failed = model.leaderboard_.filter(pl.col("status") == "failed").row(0, named=True)
+    assert "nu" in failed["reason"] and failed["reward"] is None
+    assert model.evaluation_.startswith("3-fold stratified AUROC")
+    assert model.leaderboard_.filter(pl.col("status") == "ok").get_column("auroc").min() > 0.5
+    assert model.anomaly_score(frame).shape == (len(y),)
+
+
+def test_time_budget_stops_the_search():
+    X, _ = blobs(n=400)
+    started = time.perf_counter()
+    model = AutoOD(budget=None, time_budget_s=12, space="fast", random_state=0).fit(X)
+    assert time.perf_counter() - started < 60
+    assert model.leaderboard_.height >= 1
+
+
+def test_single_labelled_anomaly_and_novelty(blob_data):
+    X, y = blob_data
+    one = np.zeros_like(y)
+    one[np.flatnonzero(y)[0]] = 1
+    model = AutoOD(budget=2, space="fast", random_state=0).fit(X, one)
+    assert "leave-one-anomaly-out" in model.evaluation_
+    clean = X[y == 0]
+    novelty = AutoOD(budget=2, space="fast", novelty=True, random_state=0).fit(clean)
+    assert "synthetic" in novelty.evaluation_
+    assert novelty.threshold_ == pytest.approx(0.99)
+    assert roc_auc_score(y, novelty.anomaly_score(X)) > 0.95
+
+
+def test_works_inside_a_sklearn_pipeline(blob_data):
+    X, y = blob_data
+    pipe = make_pipeline(StandardScaler(), AutoOD(budget=2, space="fast", random_state=0))
+    pipe.fit(X)
+    assert roc_auc_score(y, -pipe.score_samples(X)) > 0.9
+    assert pipe.predict(X).shape == (len(y),)
+
+
+def test_polars_input_with_categoricals(mixed_frame):
+    model = AutoOD(budget=2, space="fast", random_state=0).fit(mixed_frame)
+    assert model.anomaly_score(mixed_frame).shape == (mixed_frame.height,)
+
+
+def test_bad_parameters_are_clear_errors(blob_data):
+    X, _ = blob_data
+    with pytest.raises(UserInputError, match="contamination"):
+        AutoOD(budget=2, contamination=0.9).fit(X)
+    with pytest.raises(UserInputError, match="budget"):
+        AutoOD(budget=0).fit(X)
+    with pytest.raises(UserInputError, match="at least 12 rows"):
+        AutoOD(budget=2).fit(X[:5])
+    with pytest.raises(UserInputError, match="y has 3 values"):
+        AutoOD(budget=2).fit(X, [0, 1, 0])
+    with pytest.raises(UserInputError, match="must hold 1"):
+        AutoOD(budget=2).fit(X, np.full(len(X), 2))
+    with pytest.raises(UserInputError, match="unknown controller"):
+        AutoOD(budget=2, controller="nope").fit(X)
