@@ -190,8 +190,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {str(out)!r} exists and is not a folder")
     if not args.resume and (out / TRIALS_FILE).exists():
         raise UserInputError(f"{str(out)!r} already holds a search; continue it with --resume or choose another --out")
-    if args.space not in ("fast", "default", "deep") and not Path(args.space).is_file():
-        raise UserInputError(f"space file {args.space!r} not found (give a YAML file or a preset: fast, default, deep)")
+    from automl_od.estimator import MIN_ROWS
+    from automl_od.registry import default_registry
+    from automl_od.spaces import resolve_space
+
+    if features.height < MIN_ROWS:
+        raise UserInputError(f"the search needs at least {MIN_ROWS} rows (3 validation folds), got {features.height}")
+    default_registry().get("controller", args.controller)
+    resolve_space(args.space, default_registry())  # fail on a bad space before anything starts
+    if args.address:
+        from automl_od.runner import probe_address
+
+        probe_address(args.address)
     budget = args.budget if args.budget or args.time_budget else 20
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)

@@ -63,7 +63,7 @@ def _trainable(config: dict[str, Any], data: SearchData) -> None:
     tune.report(result)
 
 
-def _loopback_probe(address: str, timeout_s: float = 3.0) -> None:
+def probe_address(address: str, timeout_s: float = 3.0) -> None:
     if address in ("auto", "local") or address.startswith(("ray://", "anyscale://")):
         return
     host, _, port = address.rpartition(":")
@@ -88,7 +88,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_to
     if auth_token_file:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(auth_token_file).resolve())
     if address:
-        _loopback_probe(address)
+        probe_address(address)
         # Ray >= 2.52 clusters may require a token; with one available, ask for token mode
         # explicitly (a bare address= with a token but no mode retries instead of failing).
         has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")

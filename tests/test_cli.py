@@ -1,0 +1,152 @@
+"""The ``automl-od`` command line, run as users run it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import CLI, REPO, blobs
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None):
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def blob_csv(tmp_path):
+    X, y = blobs(n=300, n_outliers=15)
+    frame = pl.DataFrame(X, schema=["a", "b", "c", "d"]).with_columns(
+        pl.Series("kind", np.where(y == 1, "attack", "normal")),
+        pl.Series("label", y),
+        pl.Series("id", [f"row{i}" for i in range(len(y))]),
+        pl.lit("same").alias("constant"),
+    )
+    path = tmp_path / "blobs.csv"
+    frame.write_csv(path)
+    return path, y
+
+
+@pytest.mark.parametrize("command", [[], ["search"], ["rank"], ["predict"], ["plugins"]])
+def test_help_is_available(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0 and "usage: automl-od" in result.stdout
+
+
+def test_plugins_lists_builtins_with_versions():
+    result = run_cli("plugins", "--json")
+    plugins = {p["name"]: p for p in json.loads(result.stdout)}
+    components = {c["name"] for p in plugins.values() for c in p["components"]}
+    assert {"isolation_forest", "one_class_svm", "all_features", "none", "tpe", "random"} <= components
+    assert plugins["automl_od.plugins.sklearn_detectors"]["version"]
+    text = run_cli("plugins").stdout
+    assert "automl_od.plugins.sklearn_detectors" in text and "built-in" in text
+
+
+def _bad_inputs(tmp_path, blob_csv):
+    path, _ = blob_csv
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("a,b\n")
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("a,b\n1,2\n3,4\n5,7\n")
+    bad_space = tmp_path / "space.yaml"
+    bad_space.write_text("detectors:\n  isolation_forest:\n    n_estimators: {type: int, low: 500, high: 50}\n")
+    return [
+        ([tmp_path / "missing.csv"], "does not exist"),
+        ([empty], "is empty"),
+        ([header_only], "has no rows"),
+        ([path, "--label", "nope"], "column 'nope' is not in"),
+        ([path, "--label", "kind"], "must hold 1 (anomaly), 0 or empty"),
+        ([path, "--label", "kind", "--anomaly-value", "bogus"], "none of the anomaly values"),
+        ([path, "--drop", "a", "b", "c", "d", "kind", "label", "id"], "no usable feature"),
+        ([tiny], "at least 12 rows"),
+        ([path, "--space", bad_space], "`low <= high` must hold"),
+        ([path, "--space", tmp_path / "nope.yaml"], "not found"),
+        ([path, "--controller", "nope"], "unknown controller 'nope'"),
+        ([path, "--budget", "0"], "expected a positive number"),
+        ([path, "--address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
+    ]
+
+
+def test_bad_inputs_get_one_line_and_exit_2(tmp_path, blob_csv):
+    path, _ = blob_csv
+    before = path.read_bytes()
+    for args, message in _bad_inputs(tmp_path, blob_csv):
+        result = run_cli("search", *args, "--out", tmp_path / "out", cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("notice:")]
+        assert len(lines) == 1, (args, result.stderr)
+        assert message in lines[0], (args, lines[0])
+        assert "Traceback" not in result.stderr
+    assert path.read_bytes() == before  # nothing the user passed is modified
+
+
+@pytest.mark.slow
+def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, blob_csv):
+    path, y = blob_csv
+    out = tmp_path / "run"
+    result = run_cli("search", path, "--label", "kind", "--anomaly-value", "attack", "--drop", "label", "id",
+                     "--budget", "3", "--space", "fast", "--seed", "0", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "dropping 1 constant column(s): constant" in result.stderr
+    assert "[trial 3/3]" in result.stderr and "leaderboard" in result.stdout
+    board = pl.read_csv(out / "leaderboard.csv")
+    assert board.height == 3 and board.get_column("auroc").drop_nulls().len() >= 1
+    scores = pl.read_csv(out / "scores.csv")
+    assert scores.columns == ["row", "anomaly_score", "is_outlier"] and scores.height == len(y)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, scores.get_column("anomaly_score").to_numpy()) > 0.95
+    # the same folder again without --resume is refused instead of overwritten
+    again = run_cli("search", path, "--drop", "kind", "label", "id", "--out", out)
+    assert again.returncode == 2 and "already holds a search" in again.stderr
+    # predict from another folder, via the search's folder
+    predicted = tmp_path / "pred.csv"
+    result = run_cli("predict", out, path, "--out", predicted, "--batch-size", "100", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert pl.read_csv(predicted).equals(scores)
+    assert run_cli("predict", tmp_path, path).returncode == 2
+
+
+def test_rank_lists_columns(blob_csv):
+    path, _ = blob_csv
+    result = run_cli("rank", path, "--drop", "kind", "label", "id", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [e["column"] for e in json.loads(result.stdout)["ranking"]] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.slow
+def test_interrupted_search_resumes_without_losing_trials(tmp_path):
+    X, _ = blobs(n=500)
+    path = tmp_path / "data.csv"
+    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(path)
+    out = tmp_path / "run"
+    args = ["search", path, "--budget", "14", "--workers", "1", "--space", "fast", "--seed", "0", "--out", out]
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trials = out / "trials.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not trials.exists() or len(trials.read_text().splitlines()) < 3):
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr
+    first = [json.loads(line) for line in trials.read_text().splitlines()]
+    assert 3 <= len(first) < 14
+    assert not (out / "leaderboard.csv").exists()
+    result = run_cli("search", *args[1:], "--resume")
+    assert result.returncode == 0, result.stderr
+    final = [json.loads(line) for line in trials.read_text().splitlines()]
+    assert len(final) == 14 and final[: len(first)] == first
+    assert len({t["trial_id"] for t in final}) == 14
+    assert pl.read_csv(out / "leaderboard.csv").height == 14
