@@ -78,7 +78,8 @@ class OutlierPipeline(OutlierMixin, BaseEstimator):
         self.detector_ = _build(detector, self.detector_params or {}, self.random_state)
         fit_kwargs: dict[str, Any] = {}
         if epoch_callback is not None and detector.capabilities.iterative:
-            fit_kwargs["epoch_callback"] = epoch_callback
+            # detectors call epoch_callback(epoch, detector); the search wants the whole pipeline
+            fit_kwargs["epoch_callback"] = lambda epoch, _detector: epoch_callback(epoch, self)
         if uses_labels:
             self.detector_.fit(fit_X, fit_y, **fit_kwargs)
         else:

@@ -75,26 +75,33 @@ def probe_address(address: str, timeout_s: float = 3.0) -> None:
         raise UserInputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with `ray start --head` or drop --address to use a local one") from None
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_token_file: str | None = None) -> None:
-    """Connect to ``address`` (a running cluster) or start a local Ray instance."""
-    import ray
-
-    if ray.is_initialized():
-        return
+def _prepare_ray_environment(address: str | None, auth_token_file: str | None) -> bool:
+    """Environment Ray reads when it is imported; returns whether a token is available."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
     if auth_token_file:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(auth_token_file).resolve())
-    if address:
-        probe_address(address)
+    has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                     or (Path.home() / ".ray" / "auth_token").is_file())
+    if address and has_token:
         # Ray >= 2.52 clusters may require a token; with one available, ask for token mode
         # explicitly (a bare address= with a token but no mode retries instead of failing).
-        has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                         or (Path.home() / ".ray" / "auth_token").is_file())
-        if has_token:
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    return has_token
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_token_file: str | None = None) -> None:
+    """Connect to ``address`` (a running cluster) or start a local Ray instance."""
+    if address:
+        probe_address(address)
+    has_token = _prepare_ray_environment(address, auth_token_file)
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="ERROR")
         except Exception as exc:
@@ -128,6 +135,8 @@ class _RecordTrials:
         for key in RESULT_KEYS:
             if key in result:
                 row[key] = result[key]
+        if "training_iteration" in result:
+            row["reports"] = result["training_iteration"]
         if error is not None:
             row.update(status="failed", reason=error, reward=None)
         elif row.get("status") == "running":
@@ -169,6 +178,7 @@ def _make_callback(recorder: _RecordTrials) -> Any:
 def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, out_dir: Path, *, resume: bool = False,
                on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run (or resume) a search; return every recorded trial (also in ``out_dir/trials.jsonl``)."""
+    init_ray(settings.address)
     import optuna
     import ray
     from ray import tune
@@ -181,7 +191,6 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     n_workers = settings.n_workers or max(1, int((os.cpu_count() or 1) // max(settings.cpus_per_trial, 1e-9)))
-    init_ray(settings.address, num_cpus=None)
     if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE

@@ -413,7 +413,7 @@ def _summarize_group(part: pl.DataFrame, variant: str, setting: str, gamma: floa
                .agg((pl.col("auroc").mean() * 100).alias("auroc"), (pl.col("aupr").mean() * 100).alias("aupr"),
                     pl.col("time_s").mean(), pl.len().alias("seeds"), pl.col("n_train").first(),
                     pl.col("n_test").first(), pl.col("n_test_dup").mean(),
-                    pl.col("detail").drop_nulls().mode().first().alias("detail")))
+                    pl.col("detail").str.split(";").list.first().drop_nulls().mode().sort().first().alias("pipeline")))
     methods = [m for m in METHODS if m in per_set["method"].unique().to_list()]
     methods += sorted(set(per_set["method"].unique().to_list()) - set(methods))
     wide = per_set.pivot(on="method", index="dataset", values="auroc")
@@ -514,13 +514,13 @@ def _rank_among_published(ours: pl.DataFrame, pub: pl.DataFrame) -> float | None
 def _per_dataset_table(per_set: pl.DataFrame, methods: list[str], reference: pl.DataFrame | None) -> None:
     wide = per_set.pivot(on="method", index="dataset", values="auroc")
     info = per_set.group_by("dataset").agg(pl.col("n_train").first(), pl.col("n_test").first(),
-                                           pl.col("n_test_dup").max().round(0).cast(pl.Int64).alias("test dups"))
+                                           pl.col("n_test_dup").max().round(0).cast(pl.Int64).alias("test dups"))  # seed mean
     table = info.join(wide.select("dataset", *methods), on="dataset")
     if reference is not None:
         table = table.join(reference, on="dataset", how="left")
     if "automl_od" in methods:
         best = per_set.filter(pl.col("method") == "automl_od").select(
-            "dataset", pl.col("detail").str.split(";").list.first().alias("automl_od pipeline (mode)"))
+            "dataset", pl.col("pipeline").alias("automl_od's usual pick"))
         table = table.join(best, on="dataset", how="left")
     table = table.sort("n_train", "dataset")
     numeric = [c for c in table.columns if table[c].dtype == pl.Float64]

@@ -253,7 +253,7 @@ def describe_timeline(m: Measurement, workers: int) -> str:
 
 def fmt_row(label: str, order: str, a: Measurement, b: Measurement, startup: float, workers: int) -> str:
     overhead = a.wall_s - sum(a.durations) / workers
-    return (f"{label:<7}{order:<6}{a.wall_s:>9.2f}{b.wall_s:>10.2f}{a.compute_mean:>10.3f}{b.compute_mean:>8.3f}"
+    return (f"{label:<7}{order:<6}{a.wall_s:>10.2f}{b.wall_s:>11.2f}{a.compute_mean:>10.3f}{b.compute_mean:>8.3f}"
             f"{overhead:>10.2f}{a.wall_s / b.wall_s:>9.2f}{(a.wall_s + startup) / b.wall_s:>11.2f}"
             f"{a.load:>7.1f}{b.load:>6.1f}")
 
@@ -305,9 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         return path(data, space, args, args.seed)
 
     print()
-    print(f"{'repeat':<7}{'order':<6}{'(a) tune':>9}{'(b) serial':>10}{'cmp/tr a':>10}{'b':>8}"
+    print(f"{'repeat':<7}{'order':<6}{'(a) tune':>10}{'(b) serial':>11}{'cmp/tr a':>10}{'b':>8}"
           f"{'overhd a':>10}{'a/b':>9}{'incl.start':>11}{'load a':>7}{'b':>6}")
-    print(f"{'':<7}{'':<6}{'s':>9}{'s':>10}{'s':>10}{'s':>8}{'s':>10}{'':>9}{'':>11}")
+    print(f"{'':<7}{'':<6}{'s':>10}{'s':>11}{'s':>10}{'s':>8}{'s':>10}{'':>9}{'':>11}")
     pairs: list[tuple[Measurement, Measurement]] = []
     for rep in range(args.repeats):
         if rep % 2 == 0:
