@@ -17,8 +17,8 @@ from automl_od.data import as_frame, validate_labels
 from automl_od.errors import UserInputError
 from automl_od.scoring import resolve_contamination
 
-#: The fewest rows a search accepts (each of the 3 validation folds needs some to score).
-MIN_ROWS = 12
+#: The fewest rows a search accepts (each of the 3 validation folds needs some rows to score).
+MIN_ROWS = 10
 
 
 def leaderboard_frame(trials: list[dict[str, Any]]) -> pl.DataFrame:
@@ -94,15 +94,13 @@ class AutoOD(OutlierMixin, BaseEstimator):
         from automl_od.trial import SearchData, pipeline_from_config
 
         contamination = self._validate()
-        frame = _check_frame(X)
+        frame = self._frame(X, reset=True)
         labels = validate_labels(y, frame.height)
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
         registry = default_registry()
         registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
-        self.n_features_in_ = frame.width
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object) if _has_names(X) else None
         plan = make_plan(frame, labels, novelty=self.novelty, contamination=contamination, random_state=self.random_state)
         self.evaluation_ = plan.description
         data = SearchData(frame=frame, y=labels, plan=plan, contamination=self.contamination, novelty=self.novelty,
@@ -137,11 +135,31 @@ class AutoOD(OutlierMixin, BaseEstimator):
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "best_pipeline_")
-        return self.best_pipeline_.anomaly_score(_check_frame(X, n_features=self.n_features_in_, names=self._names()))
+        return self.best_pipeline_.anomaly_score(self._frame(X, reset=False))
 
-    def _names(self) -> list[str] | None:
-        names = getattr(self, "feature_names_in_", None)
-        return None if names is None else list(names)
+    def _frame(self, X: Any, *, reset: bool) -> pl.DataFrame:
+        """Validate X the scikit-learn way; frames (which may hold strings) keep their columns."""
+        from sklearn.utils.validation import validate_data
+
+        if _has_names(X):
+            frame = as_frame(X)
+            if reset:
+                self.n_features_in_ = frame.width
+                self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
+                self._columns = list(frame.columns)
+                return frame
+            if frame.width != self.n_features_in_:
+                raise UserInputError(f"X has {frame.width} features, but AutoOD was fitted with {self.n_features_in_} features")
+            if frame.columns != self._columns:
+                if hasattr(self, "feature_names_in_") and set(frame.columns) == set(self._columns):
+                    return frame.select(self._columns)
+                frame = frame.rename(dict(zip(frame.columns, self._columns, strict=True)))
+            return frame
+        array = validate_data(self, X, reset=reset, accept_sparse=False, dtype="numeric", ensure_all_finite="allow-nan",
+                              ensure_min_samples=MIN_ROWS if reset else 1)
+        if reset:
+            self._columns = [f"x{i}" for i in range(array.shape[1])]
+        return as_frame(array, columns=self._columns)
 
     def score_samples(self, X: Any) -> np.ndarray:
         return -self.anomaly_score(X)
@@ -155,36 +173,14 @@ class AutoOD(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
-        tags.input_tags.categorical = True
-        tags.input_tags.string = True
+        # string/categorical columns are welcome in pandas/polars frames; numpy input is numeric
         tags.non_deterministic = False
         return tags
 
 
 def _has_names(X: Any) -> bool:
+    """pandas and polars frames (column names, possibly string columns)."""
     return isinstance(X, pl.DataFrame) or type(X).__module__.split(".")[0] == "pandas"
-
-
-def _check_frame(X: Any, n_features: int | None = None, names: list[str] | None = None) -> pl.DataFrame:
-    if X is None:
-        raise UserInputError("X is None; pass a table (numpy array, pandas or polars DataFrame)")
-    if hasattr(X, "shape") and len(getattr(X, "shape")) == 2 and not _has_names(X):
-        array = np.asarray(X)
-        if array.dtype.kind in "biufc" and np.isinf(array.astype(np.float64)).any():
-            raise UserInputError("X contains infinite values; replace them (e.g. with NaN, which is imputed)")
-        if array.dtype.kind == "c":
-            raise UserInputError("X contains complex numbers, which are not supported")
-    frame = as_frame(X, columns=None)
-    if frame.height < 1 or frame.width < 1:
-        raise UserInputError(f"X has shape {frame.shape}; need at least 1 row and 1 column")
-    if n_features is not None:
-        if frame.width != n_features:
-            raise UserInputError(f"X has {frame.width} features, but AutoOD was fitted with {n_features} features")
-        if names is None and _has_names(X) and frame.columns != [f"x{i}" for i in range(frame.width)]:
-            frame = frame.rename(dict(zip(frame.columns, [f"x{i}" for i in range(frame.width)], strict=True)))
-        elif names is not None and frame.columns != names and not _has_names(X):
-            frame = frame.rename(dict(zip(frame.columns, names, strict=True)))
-    return frame
 
 
 def _sample_rows(frame: pl.DataFrame, labels: np.ndarray | None, max_rows: int | None, seed: int | None) -> tuple[pl.DataFrame, np.ndarray | None, int]:

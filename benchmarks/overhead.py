@@ -70,6 +70,9 @@ TWEAKS = {
     "no_tag": "skip Tune's callback telemetry (ray.air._internal.usage.tag_callbacks imports the "
               "MLflow/W&B/Comet integrations, i.e. mlflow, on the first search of a process)",
     "no_ckpt": "TUNE_GLOBAL_CHECKPOINT_S=3600: no periodic experiment-state snapshot during the run",
+    "no_actor_env": "drop the env_vars runtime_env Tune attaches to every trainable actor "
+                    "(ray.tune.execution.class_cache): with it, an actor cannot use a worker Ray "
+                    "pre-started at ray.init and always waits for a fresh worker process",
 }
 
 
@@ -78,6 +81,7 @@ class Measurement:
     wall_s: float
     durations: list[float]
     load: float
+    cpu_s: float | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -108,6 +112,18 @@ def space_document(n_estimators: int) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- trainables
+def _process_start() -> float | None:
+    """Wall-clock start of this process (Linux; about 1 s resolution), or None."""
+    try:
+        with open("/proc/self/stat") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as handle:
+            boot = next(float(line.split()[1]) for line in handle if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _stamped_trainable(config: dict[str, Any], data: Any) -> None:
     """The project's function trainable plus wall-clock stamps (``--breakdown``)."""
     from ray import tune
@@ -117,7 +133,7 @@ def _stamped_trainable(config: dict[str, Any], data: Any) -> None:
     started = time.time()
     result = run_trial(config["pipeline"], data, report=tune.report)
     result.pop("traceback", None)
-    result.update(t_start=started, t_end=time.time(), pid=os.getpid())
+    result.update(t_start=started, t_end=time.time(), pid=os.getpid(), t_proc=_process_start())
     tune.report(result)
 
 
@@ -135,7 +151,7 @@ def _class_trainable() -> type:
             started = time.time()
             result = run_trial(self.config["pipeline"], self.data)
             result.pop("traceback", None)
-            result.update(t_start=started, t_end=time.time(), pid=os.getpid(), done=True)
+            result.update(t_start=started, t_end=time.time(), pid=os.getpid(), t_proc=_process_start(), done=True)
             return result
 
         def reset_config(self, new_config: dict[str, Any]) -> bool:
@@ -148,6 +164,40 @@ def _class_trainable() -> type:
             return None
 
     return TrialTrainable
+
+
+def tree_cpu_seconds() -> float | None:
+    """CPU seconds (user + system, reaped children included) of this process and all its
+    descendants: the driver, the Ray processes it started and their workers. Linux only."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[pid] = int(fields[1])
+        cpu[pid] = sum(int(x) for x in fields[11:15]) / tick
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo = 0.0, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def _cpu_delta(before: float | None) -> float | None:
+    after = tree_cpu_seconds()
+    return None if before is None or after is None else after - before
 
 
 # --------------------------------------------------------------------------- set-up
@@ -170,6 +220,7 @@ def start_ray(tweaks: set[str]) -> float:
 
 
 def apply_tweaks(tweaks: set[str], breakdown: bool) -> None:
+    """Monkeypatch the candidate changes; idempotent, called inside the timed Tune window."""
     from automl_od import runner
 
     if "buffer" in tweaks:
@@ -181,12 +232,18 @@ def apply_tweaks(tweaks: set[str], breakdown: bool) -> None:
         from ray.air._internal import usage
 
         usage.tag_callbacks = lambda callbacks: False
+    if "no_actor_env" in tweaks:
+        from ray.tune.execution import class_cache
+
+        class_cache.DEFAULT_ENV_VARS.clear()
+        class_cache.ENV_VARS_TO_PROPAGATE = set()
     if "class" in tweaks:
-        runner._trainable = _class_trainable()  # type: ignore[assignment]
+        if not isinstance(runner._trainable, type):
+            runner._trainable = _class_trainable()  # type: ignore[assignment]
     elif breakdown:
         runner._trainable = _stamped_trainable
-    if breakdown or "class" in tweaks:
-        runner.RESULT_KEYS = (*runner.RESULT_KEYS, "t_start", "t_end", "pid")  # type: ignore[misc]
+    if (breakdown or "class" in tweaks) and "t_start" not in runner.RESULT_KEYS:
+        runner.RESULT_KEYS = (*runner.RESULT_KEYS, "t_start", "t_end", "pid", "t_proc")  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -196,17 +253,21 @@ def run_tune(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Meas
     settings = SearchSettings(budget=args.trials, n_workers=args.workers, seed=seed,
                               controller=args.controller, verbose=False)
     with tempfile.TemporaryDirectory(prefix="automl-od-overhead-") as out_dir:
+        cpu = tree_cpu_seconds()
         started = time.perf_counter()
         started_wall = time.time()
+        apply_tweaks(args.tweak_set, args.breakdown)
         rows = run_search(data, space, settings, Path(out_dir))
         wall = time.perf_counter() - started
+        cpu_s = _cpu_delta(cpu)
     failed = [r for r in rows if r.get("status") != "ok"]
     if len(rows) != args.trials or failed:
         raise SystemExit(f"Tune path: {len(rows)} trials recorded, {len(failed)} not ok: "
                          f"{failed[0].get('reason') if failed else ''}")
-    timeline = [{"start": r["t_start"] - started_wall, "end": r["t_end"] - started_wall, "pid": r["pid"]}
+    timeline = [{"start": r["t_start"] - started_wall, "end": r["t_end"] - started_wall, "pid": r["pid"],
+                 "proc": None if r.get("t_proc") is None else r["t_proc"] - started_wall}
                 for r in rows if "t_start" in r]
-    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], timeline)
+    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], cpu_s, timeline)
 
 
 def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Measurement:
@@ -217,6 +278,7 @@ def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Me
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     durations: list[float] = []
+    cpu = tree_cpu_seconds()
     started = time.perf_counter()
     sampler = default_registry().get("controller", args.controller).build(seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -227,7 +289,8 @@ def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Me
             raise SystemExit(f"serial loop: a trial failed: {result.get('reason')}")
         study.tell(trial, result["reward"])
         durations.append(float(result["duration_s"]))
-    return Measurement(time.perf_counter() - started, durations, os.getloadavg()[0])
+    wall = time.perf_counter() - started
+    return Measurement(wall, durations, os.getloadavg()[0], _cpu_delta(cpu))
 
 
 # --------------------------------------------------------------------------- reporting
@@ -244,18 +307,25 @@ def describe_timeline(m: Measurement, workers: int) -> str:
         stamps.sort(key=lambda t: t["start"])
         gaps += [b["start"] - a["end"] for a, b in zip(stamps, stamps[1:], strict=False)]
     busy = sum(t["end"] - t["start"] for t in m.timeline) / (workers * max(last - first, 1e-9))
+    procs = sorted(t["proc"] for t in m.timeline if t["proc"] is not None)
+    spawned = (f"; worker processes started {procs[0]:+.1f} .. {procs[-1]:+.1f} s from the call "
+               "(1 s resolution; well below 0 = pre-started by Ray)") if procs else ""
     gap = f"{1000 * statistics.mean(gaps):.0f} ms mean / {1000 * statistics.median(gaps):.0f} ms median" if gaps else "-"
     return (f"first trial started {first:.2f} s into run_search (Tuner set-up + actor start-up: worker "
             f"imports, data from the object store); trials span {last - first:.2f} s on {len(by_pid)} "
             f"worker process(es), {100 * busy:.0f}% busy; gap between trials on a worker {gap}; "
-            f"tail after the last trial {m.wall_s - last:.2f} s")
+            f"tail after the last trial {m.wall_s - last:.2f} s{spawned}")
 
 
 def fmt_row(label: str, order: str, a: Measurement, b: Measurement, startup: float, workers: int) -> str:
     overhead = a.wall_s - sum(a.durations) / workers
-    return (f"{label:<7}{order:<6}{a.wall_s:>10.2f}{b.wall_s:>11.2f}{a.compute_mean:>10.3f}{b.compute_mean:>8.3f}"
-            f"{overhead:>10.2f}{a.wall_s / b.wall_s:>9.2f}{(a.wall_s + startup) / b.wall_s:>11.2f}"
-            f"{a.load:>7.1f}{b.load:>6.1f}")
+
+    def cpu(m: Measurement) -> str:
+        return f"{m.cpu_s:>7.1f}" if m.cpu_s is not None else f"{'-':>7}"
+
+    return (f"{label:<7}{order:<6}{a.wall_s:>9.2f}{b.wall_s:>9.2f}{a.compute_mean:>9.3f}{b.compute_mean:>7.3f}"
+            f"{overhead:>9.2f}{a.wall_s / b.wall_s:>7.2f}{(a.wall_s + startup) / b.wall_s:>8.2f}"
+            f"{cpu(a)}{cpu(b)}{a.load:>7.1f}{b.load:>6.1f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tweaks: {', '.join(sorted(tweaks)) or 'none (runner.py as it is)'}"
           f"{'; --breakdown: stamped trainable' if args.breakdown else ''}", flush=True)
 
+    args.tweak_set = tweaks
     startup = start_ray(tweaks)
-    apply_tweaks(tweaks, args.breakdown)
     print(f"ray start-up (init_ray: fresh local instance): {startup:.2f} s -- excluded from 'ratio a/b', "
           "included in 'incl. start'", flush=True)
 
@@ -305,9 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         return path(data, space, args, args.seed)
 
     print()
-    print(f"{'repeat':<7}{'order':<6}{'(a) tune':>10}{'(b) serial':>11}{'cmp/tr a':>10}{'b':>8}"
-          f"{'overhd a':>10}{'a/b':>9}{'incl.start':>11}{'load a':>7}{'b':>6}")
-    print(f"{'':<7}{'':<6}{'s':>10}{'s':>11}{'s':>10}{'s':>8}{'s':>10}{'':>9}{'':>11}")
+    print(f"{'':<13}{'wall s':>18}{'compute/trial s':>16}{'overhead':>9}{'ratio a/b':>15}{'CPU s':>14}{'load':>13}")
+    print(f"{'repeat':<7}{'order':<6}{'(a) tune':>9}{'(b) ser':>9}{'a':>9}{'b':>7}{'a':>9}{'excl':>7}{'+start':>8}"
+          f"{'a':>7}{'b':>7}{'a':>7}{'b':>6}")
     pairs: list[tuple[Measurement, Measurement]] = []
     for rep in range(args.repeats):
         if rep % 2 == 0:

@@ -69,7 +69,7 @@ def _bad_inputs(tmp_path, blob_csv):
         ([path, "--label", "kind"], "must hold 1 (anomaly), 0 or empty"),
         ([path, "--label", "kind", "--anomaly-value", "bogus"], "none of the anomaly values"),
         ([path, "--drop", "a", "b", "c", "d", "kind", "label", "id"], "no usable feature"),
-        ([tiny], "at least 12 rows"),
+        ([tiny], "at least 10 rows"),
         ([path, "--space", bad_space], "`low <= high` must hold"),
         ([path, "--space", tmp_path / "nope.yaml"], "not found"),
         ([path, "--controller", "nope"], "unknown controller 'nope'"),

@@ -1,0 +1,49 @@
+"""scikit-learn's estimator checks that apply to outlier detectors, on the real search.
+
+AutoOD reads ``y`` as labels (1 = known anomaly, 0 = other) and rejects anything else, on
+purpose: a label column with other values is a user mistake, not something to ignore. Many
+of scikit-learn's checks pass multi-class ``y`` to outlier detectors (which usually ignore
+it); those checks are expected to fail on ``AutoOD`` for that reason alone, and they run
+again, unmodified, on ``AutoODWithoutLabels`` (the same estimator with ``y`` dropped in
+``fit``), so everything else they verify is still verified.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from automl_od import AutoOD
+
+pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.slow]
+
+REJECTS_NON_BINARY_Y = "passes y with values other than 0/1, which AutoOD rejects as invalid labels by design"
+MULTICLASS_Y_CHECKS = [
+    "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_classifier_data_not_an_array", "check_methods_sample_order_invariance", "check_methods_subset_invariance",
+    "check_fit2d_1feature", "check_dict_unchanged", "check_fit2d_predict1d", "check_f_contiguous_array_estimator",
+]
+
+
+class AutoODWithoutLabels(AutoOD):
+    """AutoOD with y dropped, to run the multi-class-y checks on everything else."""
+
+    def fit(self, X, y=None, **kwargs):
+        return super().fit(X, None, **kwargs)
+
+
+@parametrize_with_checks(
+    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0)],
+    expected_failed_checks=lambda estimator: dict.fromkeys(MULTICLASS_Y_CHECKS, REJECTS_NON_BINARY_Y),
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, space="fast", random_state=0)])
+def test_sklearn_compatible_without_labels(estimator, check):
+    if getattr(check, "func", check).__name__ not in MULTICLASS_Y_CHECKS:
+        pytest.skip("covered by test_sklearn_compatible")
+    check(estimator)
