@@ -45,6 +45,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,38 +167,69 @@ def _class_trainable() -> type:
     return TrialTrainable
 
 
-def tree_cpu_seconds() -> float | None:
-    """CPU seconds (user + system, reaped children included) of this process and all its
-    descendants: the driver, the Ray processes it started and their workers. Linux only."""
+def _tree_cpu() -> dict[tuple[int, int], float]:
+    """(pid, start tick) -> own CPU seconds (user + system) of this process and every descendant
+    (the driver, the Ray processes it started and their workers). Linux /proc only."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return None
-    for pid in pids:
+    cpu: dict[int, tuple[int, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
-            with open(f"/proc/{pid}/stat") as handle:
+            with open(f"/proc/{name}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        parents[pid] = int(fields[1])
-        cpu[pid] = sum(int(x) for x in fields[11:15]) / tick
+        parents[int(name)] = int(fields[1])
+        cpu[int(name)] = (int(fields[19]), (int(fields[11]) + int(fields[12])) / tick)
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
-    total, todo = 0.0, [os.getpid()]
+    found: dict[tuple[int, int], float] = {}
+    todo = [os.getpid()]
     while todo:
         pid = todo.pop()
-        total += cpu.get(pid, 0.0)
+        if pid in cpu:
+            found[(pid, cpu[pid][0])] = cpu[pid][1]
         todo += children.get(pid, [])
-    return total
+    return found
 
 
-def _cpu_delta(before: float | None) -> float | None:
-    after = tree_cpu_seconds()
-    return None if before is None or after is None else after - before
+class CpuMeter:
+    """CPU seconds the driver's process tree spends in a window, polled so that worker processes
+    that exit inside the window still count (up to their last poll). ``None`` without /proc."""
+
+    def __init__(self, interval_s: float = 0.25) -> None:
+        self.interval_s = interval_s
+        self.ok = os.path.isdir("/proc")
+        self.base: dict[tuple[int, int], float] = {}
+        self.last: dict[tuple[int, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.last.update(_tree_cpu())
+
+    def __enter__(self) -> CpuMeter:
+        if self.ok:
+            self.base = _tree_cpu()
+            self.last = dict(self.base)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ok:
+            self._stop.set()
+            self._thread.join()
+            self.last.update(_tree_cpu())
+
+    @property
+    def seconds(self) -> float | None:
+        if not self.ok:
+            return None
+        return sum(value - self.base.get(key, 0.0) for key, value in self.last.items())
 
 
 # --------------------------------------------------------------------------- set-up
@@ -253,13 +285,12 @@ def run_tune(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Meas
     settings = SearchSettings(budget=args.trials, n_workers=args.workers, seed=seed,
                               controller=args.controller, verbose=False)
     with tempfile.TemporaryDirectory(prefix="automl-od-overhead-") as out_dir:
-        cpu = tree_cpu_seconds()
-        started = time.perf_counter()
-        started_wall = time.time()
-        apply_tweaks(args.tweak_set, args.breakdown)
-        rows = run_search(data, space, settings, Path(out_dir))
-        wall = time.perf_counter() - started
-        cpu_s = _cpu_delta(cpu)
+        with CpuMeter() as meter:
+            started = time.perf_counter()
+            started_wall = time.time()
+            apply_tweaks(args.tweak_set, args.breakdown)
+            rows = run_search(data, space, settings, Path(out_dir))
+            wall = time.perf_counter() - started
     failed = [r for r in rows if r.get("status") != "ok"]
     if len(rows) != args.trials or failed:
         raise SystemExit(f"Tune path: {len(rows)} trials recorded, {len(failed)} not ok: "
@@ -267,7 +298,7 @@ def run_tune(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Meas
     timeline = [{"start": r["t_start"] - started_wall, "end": r["t_end"] - started_wall, "pid": r["pid"],
                  "proc": None if r.get("t_proc") is None else r["t_proc"] - started_wall}
                 for r in rows if "t_start" in r]
-    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], cpu_s, timeline)
+    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], meter.seconds, timeline)
 
 
 def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Measurement:
@@ -278,19 +309,19 @@ def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Me
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     durations: list[float] = []
-    cpu = tree_cpu_seconds()
-    started = time.perf_counter()
-    sampler = default_registry().get("controller", args.controller).build(seed=seed)
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for _ in range(args.trials):
-        trial = study.ask()
-        result = run_trial(space.sample(trial, resample=False), data)
-        if result["status"] != "ok":
-            raise SystemExit(f"serial loop: a trial failed: {result.get('reason')}")
-        study.tell(trial, result["reward"])
-        durations.append(float(result["duration_s"]))
-    wall = time.perf_counter() - started
-    return Measurement(wall, durations, os.getloadavg()[0], _cpu_delta(cpu))
+    with CpuMeter() as meter:
+        started = time.perf_counter()
+        sampler = default_registry().get("controller", args.controller).build(seed=seed)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for _ in range(args.trials):
+            trial = study.ask()
+            result = run_trial(space.sample(trial, resample=False), data)
+            if result["status"] != "ok":
+                raise SystemExit(f"serial loop: a trial failed: {result.get('reason')}")
+            study.tell(trial, result["reward"])
+            durations.append(float(result["duration_s"]))
+        wall = time.perf_counter() - started
+    return Measurement(wall, durations, os.getloadavg()[0], meter.seconds)
 
 
 # --------------------------------------------------------------------------- reporting

@@ -46,7 +46,7 @@ class IsolationForestDetector:
 class LocalOutlierFactorDetector:
     """Local Outlier Factor in novelty mode (Breunig et al. 2000): low local density = abnormal."""
 
-    def __init__(self, n_neighbors: int = 20, metric: str = "minkowski", p: int = 2, max_train_rows: int | None = 20_000,
+    def __init__(self, n_neighbors: int = 20, metric: str = "minkowski", p: int = 2, max_train_rows: int | None = 10_000,
                  random_state: int | None = None) -> None:
         self.n_neighbors, self.metric, self.p = n_neighbors, metric, p
         self.max_train_rows, self.random_state = max_train_rows, random_state
@@ -86,7 +86,7 @@ class RobustCovarianceDetector:
     """Mahalanobis distance under a Minimum Covariance Determinant fit (Rousseeuw 1984)."""
 
     def __init__(self, support_fraction: float | None = None, ridge: float = 1e-6,
-                 max_train_rows: int | None = 20_000, random_state: int | None = None) -> None:
+                 max_train_rows: int | None = 5_000, random_state: int | None = None) -> None:
         self.support_fraction, self.ridge = support_fraction, ridge
         self.max_train_rows, self.random_state = max_train_rows, random_state
 
