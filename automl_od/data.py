@@ -89,8 +89,7 @@ def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size:
             lazy = lazy.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})
     else:
         lazy = pl.scan_parquet(path)
-    for batch in lazy.collect_batches(chunk_size=batch_size):
-        yield batch
+    yield from lazy.collect_batches(chunk_size=batch_size)
 
 
 def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
@@ -164,7 +163,7 @@ def as_series(y: Any) -> pl.Series:
     if isinstance(y, pl.Series):
         return y
     if type(y).__module__.split(".")[0] == "pandas":
-        return pl.from_pandas(y.reset_index(drop=True)) if hasattr(y, "reset_index") else pl.Series("y", list(y))
+        return pl.Series("y", list(y), strict=False)
     array = np.asarray(y)
     if array.ndim > 1:
         if array.ndim == 2 and 1 in array.shape:
@@ -260,14 +259,14 @@ class TableEncoder:
                 if plan.missing_indicator:
                     blocks.append(numeric.is_null().to_numpy().astype(np.float64)[:, None])
             elif plan.kind == "onehot":
-                text = column.cast(pl.String).to_numpy()
-                onehot = np.stack([text == level for level in plan.levels], axis=1).astype(np.float64)
+                values = column.cast(pl.String).to_numpy()
+                onehot = np.stack([values == level for level in plan.levels], axis=1).astype(np.float64)
                 other = (onehot.sum(axis=1) == 0).astype(np.float64)[:, None]
                 blocks.append(np.hstack([onehot, other]))
             else:
-                text = column.cast(pl.String)
+                strings = column.cast(pl.String)
                 mapping = pl.DataFrame({"v": list(plan.frequencies or {}), "f": list((plan.frequencies or {}).values())}, schema={"v": pl.String, "f": pl.Float64})
-                joined = pl.DataFrame({"v": text}).join(mapping, on="v", how="left", maintain_order="left")
+                joined = pl.DataFrame({"v": strings}).join(mapping, on="v", how="left", maintain_order="left")
                 blocks.append(joined.get_column("f").fill_null(0.0).to_numpy()[:, None])
         if not blocks:
             return np.zeros((frame.height, 0))

@@ -103,6 +103,7 @@ class AutoOD(OutlierMixin, BaseEstimator):
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
         plan = make_plan(frame, labels, novelty=self.novelty, contamination=contamination, random_state=self.random_state)
         self.evaluation_ = plan.description
+        self.evaluation_mode_ = plan.mode
         data = SearchData(frame=frame, y=labels, plan=plan, contamination=self.contamination, novelty=self.novelty,
                           random_state=self.random_state, trial_timeout_s=self.trial_timeout_s)
         resources = dict(self.resources_per_trial or {})

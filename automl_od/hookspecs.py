@@ -21,20 +21,20 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def register_detectors() -> list[Component]:
+def register_detectors() -> list[Component]:  # type: ignore[empty-body]
     """Detectors (kind ``"detector"``), each with its default search space and capabilities."""
 
 
 @hookspec
-def register_rankers() -> list[Component]:
+def register_rankers() -> list[Component]:  # type: ignore[empty-body]
     """Feature rankers (kind ``"ranker"``): order the columns, best first, for top-k selection."""
 
 
 @hookspec
-def register_resamplers() -> list[Component]:
+def register_resamplers() -> list[Component]:  # type: ignore[empty-body]
     """Resamplers (kind ``"resampler"``): rebalance labelled training folds."""
 
 
 @hookspec
-def register_controllers() -> list[Component]:
+def register_controllers() -> list[Component]:  # type: ignore[empty-body]
     """Search controllers (kind ``"controller"``): factories of Optuna samplers, ``factory(seed=...)``."""

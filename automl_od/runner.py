@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -103,13 +104,13 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_to
         return
     if address:
         try:
-            ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level="ERROR")
+            ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level=logging.ERROR)
         except Exception as exc:
             hint = "" if has_token else " If the cluster uses token authentication, set RAY_AUTH_TOKEN or pass --ray-auth-token-file."
             raise UserInputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}.{hint}") from None
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=True,
-                 logging_level="ERROR")
+                 logging_level=logging.ERROR)
 
 
 class _RecordTrials:
@@ -190,7 +191,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    n_workers = settings.n_workers or max(1, int((os.cpu_count() or 1) // max(settings.cpus_per_trial, 1e-9)))
+    # default concurrency: as many trials as the cluster's CPUs hold
+    n_workers = settings.n_workers or max(1, int(ray.cluster_resources().get("CPU", 1) // max(settings.cpus_per_trial, 1e-9)))
     if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE

@@ -12,13 +12,14 @@ import argparse
 import time
 
 import numpy as np
-from _data import DATASETS, require
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
 from automl_od import AutoOD
+
+from _data import DATASETS, require
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 import polars as pl
-from _data import DATASETS, require
 from sklearn.metrics import roc_auc_score
+
+from _data import DATASETS, require
 
 COLUMNS = [
     "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land", "wrong_fragment", "urgent", "hot",

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from automl_od.evaluation import combine, fold_metrics, make_plan
 from automl_od.data import as_frame
+from automl_od.evaluation import combine, fold_metrics, make_plan
 from automl_od.trial import SearchData, run_trial
 
 from conftest import blobs
