@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from automl_od.data import as_frame, validate_labels
 from automl_od.errors import UserInputError
-from automl_od.scoring import resolve_contamination
+from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
 
 #: The fewest rows a search accepts (each of the 3 validation folds needs some rows to score).
 MIN_ROWS = 10
@@ -51,7 +51,7 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-class AutoOD(OutlierMixin, BaseEstimator):
+class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     """Search ranker x resampler x detector pipelines for the data and keep the best one.
 
     Parameters follow scikit-learn: stored unchanged, validated in ``fit``. ``budget`` is a
@@ -161,15 +161,6 @@ class AutoOD(OutlierMixin, BaseEstimator):
         if reset:
             self._columns = [f"x{i}" for i in range(array.shape[1])]
         return as_frame(array, columns=self._columns)
-
-    def score_samples(self, X: Any) -> np.ndarray:
-        return -self.anomaly_score(X)
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.where(self.decision_function(X) >= 0, 1, -1)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -18,7 +18,7 @@ from automl_od.components import Component
 from automl_od.data import TableEncoder, as_frame
 from automl_od.errors import TrialFailed
 from automl_od.registry import Registry, default_registry
-from automl_od.scoring import EmpiricalScoreScale, resolve_contamination
+from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
 
 
 def _build(component: Component, params: dict[str, Any], random_state: int | None) -> Any:
@@ -29,7 +29,7 @@ def _build(component: Component, params: dict[str, Any], random_state: int | Non
     return component.build(**params)
 
 
-class OutlierPipeline(OutlierMixin, BaseEstimator):
+class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     """A concrete ranker/top-k/resampler/detector combination, fitted on training rows only.
 
     ``anomaly_score(X)`` and ``is_outlier(X)`` follow the user-facing convention (see
@@ -117,12 +117,3 @@ class OutlierPipeline(OutlierMixin, BaseEstimator):
         scores = self.anomaly_score(X)
         return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
 
-    # scikit-learn's outlier-detector view
-    def score_samples(self, X: Any) -> np.ndarray:
-        return -self.anomaly_score(X)
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        return self.score_samples(X) - self.offset_
-
-    def predict(self, X: Any) -> np.ndarray:
-        return np.where(self.decision_function(X) >= 0, 1, -1)

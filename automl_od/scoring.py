@@ -11,6 +11,8 @@ abnormal) is simply ``-anomaly_score``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: How many quantiles of the training scores a pipeline keeps (its size stays bounded).
@@ -54,3 +56,24 @@ def resolve_contamination(contamination: float | str, *, novelty: bool) -> float
     if not 0.0 < value <= 0.5:
         raise ValueError(f"contamination must be 'auto' or a float in (0, 0.5], got {contamination!r}")
     return value
+
+
+class ScikitLearnScoresMixin:
+    """scikit-learn's outlier-detector view of ``anomaly_score`` and ``offset_ = -threshold``."""
+
+    offset_: float
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Lower = more abnormal: ``-anomaly_score``."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Negative for outliers: ``score_samples - offset_``."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """+1 inlier, -1 outlier."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
