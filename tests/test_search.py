@@ -86,8 +86,10 @@ def test_bad_parameters_are_clear_errors(blob_data):
         AutoOD(budget=2, contamination=0.9).fit(X)
     with pytest.raises(UserInputError, match="budget"):
         AutoOD(budget=0).fit(X)
-    with pytest.raises(UserInputError, match="at least 10 rows"):
+    with pytest.raises(ValueError, match="minimum of 10 is required"):
         AutoOD(budget=2).fit(X[:5])
+    with pytest.raises(UserInputError, match="at least 10 rows"):
+        AutoOD(budget=2).fit(pd.DataFrame(X[:5]))
     with pytest.raises(UserInputError, match="y has 3 values"):
         AutoOD(budget=2).fit(X, [0, 1, 0])
     with pytest.raises(UserInputError, match="must hold 1"):
