@@ -101,6 +101,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
+        from automl_od.runner import init_ray
+
+        init_ray(self.address)  # start (or reach) Ray first: its workers boot while the plan is built
         plan = make_plan(frame, labels, novelty=self.novelty, contamination=contamination, random_state=self.random_state)
         self.evaluation_ = plan.description
         self.evaluation_mode_ = plan.mode

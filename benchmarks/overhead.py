@@ -12,26 +12,45 @@ What is measured, in one process and one run:
   Tune trainable runs, one after the other.
 
 Both paths run the same number of trials over the same space (an isolation forest with a fixed,
-small ``n_estimators`` so a trial takes about 0.1 s; only ``max_features`` is searched) on one
-ADBench set, in the label-free mode (the consensus is computed once, before any timing).
-Repeats alternate the order (a, b), (b, a), ... to spread drifting machine load over both.
+small ``n_estimators`` so a trial takes about 0.1 s on an idle core; only ``max_features`` is
+searched) on one ADBench set, in the label-free mode (the consensus is computed once, before
+any timing).
 
-How to read the output: ``ratio a/b`` below 1.0 means the parallel Tune path finished the
-trials faster than the serial loop, i.e. the parallelism paid for the orchestration (the
-issue's target is at most 1.0). ``compute/trial`` is the mean in-trial time (``duration_s``
-measured inside ``run_trial``) on each path; when it is higher on the Tune path, the trials
-themselves ran slower there (CPU contention: parallel trials, Ray's own processes and anything
-else on the machine), which is not orchestration overhead as such. ``overhead a`` is the Tune
-wall time minus the ideal ``sum(compute)/workers``. The first repeat is marked ``cold``: the
-driver pays one-off imports there (what a CLI user sees once per search); the median is over
-the later, warm repeats when there are any. The load average is printed because the machine may
-be shared: on an oversubscribed machine two workers do not get two cores.
+How to read the output (one row per repeat):
+
+- ``wall s``: (a) and (b) wall times. ``ratio a/b excl`` is (a)/(b) with the Ray start-up
+  excluded, ``+start`` with it added to (a). Below 1.0 the parallel Tune path finished the trials
+  sooner than the serial loop, i.e. the parallelism paid for the orchestration (the issue's
+  target is at most 1.0).
+- ``compute/trial s``: mean in-trial time (``duration_s``, measured inside ``run_trial``) on each
+  path. Higher on (a) means the trials themselves ran slower there -- CPU contention between
+  the parallel trials, Ray's processes and whatever else runs on the machine -- which is not
+  orchestration overhead as such.
+- ``overhead a``: (a) minus the ideal ``sum(compute) / workers``.
+- ``CPU s``: CPU seconds used by this process and all its descendants (the driver, the Ray
+  daemons and the trial workers) during (a) and (b); unlike wall time it barely depends on the
+  machine's load, so (a) - (b) is the orchestration's CPU cost.
+- ``load``: the 1-minute load average after each path. The machine may be shared: when the load
+  is above the core count, two workers do not get two cores, and no parallel path can win.
+
+The first repeat is marked ``cold``: it runs right after Ray started (as a CLI search does) and
+the driver pays one-off imports there; the medians are over the later, warm repeats when there
+are any. Repeats alternate the order (a, b), (b, a), ... to spread drifting load over both.
 
 ``--breakdown`` replaces the trainable with an equivalent one that also stamps each trial's
-start/end time and worker pid, and prints where the Tune wall time went (time to the first
-trial, i.e. actor start-up; gaps between consecutive trials on one worker; tail).
-``--tweaks`` tries candidate changes to ``automl_od/runner.py`` by monkeypatching, without
-editing it (see ``TWEAKS``).
+start/end time, worker pid and process start, and prints where (a)'s time went: CPU per kind of
+process, the time to the first trial (Tuner set-up and actor start-up), the gap between
+consecutive trials on one worker, the tail, and whether the workers were processes Ray had
+pre-started or fresh ones. ``--reference`` also times (c): the same trials split over
+``--workers`` plain processes without Ray, the best a parallel path can do on this machine now.
+``--tweaks`` tries candidate changes to ``automl_od/runner.py`` by monkeypatching it from here
+(the repository file is not edited; see ``TWEAKS``).
+
+Findings with Ray 2.60 on a shared 2-core machine (measured with ``--breakdown``): the trial
+phase itself runs about as fast as two plain processes; the overhead is a fixed cost per search
+before the first trial (fresh worker processes that import ray.tune, automl_od and
+scikit-learn; Tune's callback telemetry importing mlflow in the driver on the first search),
+about 6-14 s there, against roughly 30 ms between consecutive trials on a worker.
 
 Example::
 
@@ -83,6 +102,7 @@ class Measurement:
     durations: list[float]
     load: float
     cpu_s: float | None = None
+    cpu_groups: dict[str, float] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -167,31 +187,35 @@ def _class_trainable() -> type:
     return TrialTrainable
 
 
-def _tree_cpu() -> dict[tuple[int, int], float]:
-    """(pid, start tick) -> own CPU seconds (user + system) of this process and every descendant
-    (the driver, the Ray processes it started and their workers). Linux /proc only."""
+# --------------------------------------------------------------------------- CPU accounting
+def _tree_cpu() -> dict[tuple[int, int], tuple[str, float]]:
+    """This process and all its descendants (the driver, the Ray processes it started, their
+    workers): (pid, start tick) -> (process name, own user + system CPU seconds). Linux only."""
     tick = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
-    cpu: dict[int, tuple[int, float]] = {}
+    cpu: dict[int, tuple[int, str, float]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+                head, _, tail = handle.read().rpartition(")")
+            fields = tail.split()
+        except OSError:
+            continue
+        if len(fields) < 20:
             continue
         parents[int(name)] = int(fields[1])
-        cpu[int(name)] = (int(fields[19]), (int(fields[11]) + int(fields[12])) / tick)
+        cpu[int(name)] = (int(fields[19]), head.partition("(")[2], (int(fields[11]) + int(fields[12])) / tick)
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
-    found: dict[tuple[int, int], float] = {}
+    found: dict[tuple[int, int], tuple[str, float]] = {}
     todo = [os.getpid()]
     while todo:
         pid = todo.pop()
         if pid in cpu:
-            found[(pid, cpu[pid][0])] = cpu[pid][1]
+            found[(pid, cpu[pid][0])] = (cpu[pid][1], cpu[pid][2])
         todo += children.get(pid, [])
     return found
 
@@ -203,8 +227,8 @@ class CpuMeter:
     def __init__(self, interval_s: float = 0.25) -> None:
         self.interval_s = interval_s
         self.ok = os.path.isdir("/proc")
-        self.base: dict[tuple[int, int], float] = {}
-        self.last: dict[tuple[int, int], float] = {}
+        self.base: dict[tuple[int, int], tuple[str, float]] = {}
+        self.last: dict[tuple[int, int], tuple[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -229,7 +253,23 @@ class CpuMeter:
     def seconds(self) -> float | None:
         if not self.ok:
             return None
-        return sum(value - self.base.get(key, 0.0) for key, value in self.last.items())
+        return sum(self.by_group().values())
+
+    def by_group(self) -> dict[str, float]:
+        """CPU seconds per kind of process: the driver, trial workers, raylet, other Ray processes."""
+        groups: dict[str, float] = {}
+        for key, (name, value) in self.last.items():
+            pid = key[0]
+            if pid == os.getpid():
+                group = "driver"
+            elif name.startswith("ray::") and not name.startswith(("ray::IDLE", "ray::Dashboard", "ray::RuntimeEnv")):
+                group = "trial workers"
+            elif name in ("raylet", "gcs_server"):
+                group = name
+            else:
+                group = "other Ray"
+            groups[group] = groups.get(group, 0.0) + value - self.base.get(key, ("", 0.0))[1]
+        return groups
 
 
 # --------------------------------------------------------------------------- set-up
@@ -298,7 +338,8 @@ def run_tune(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Meas
     timeline = [{"start": r["t_start"] - started_wall, "end": r["t_end"] - started_wall, "pid": r["pid"],
                  "proc": None if r.get("t_proc") is None else r["t_proc"] - started_wall}
                 for r in rows if "t_start" in r]
-    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], meter.seconds, timeline)
+    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], meter.seconds,
+                       meter.by_group() if meter.ok else {}, timeline)
 
 
 def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Measurement:
@@ -324,6 +365,47 @@ def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Me
     return Measurement(wall, durations, os.getloadavg()[0], meter.seconds)
 
 
+def _reference_worker(data: Any, space: Any, controller: str, seed: int, n_trials: int, barrier: Any,
+                      queue: Any) -> None:
+    import optuna
+
+    from automl_od.registry import default_registry
+    from automl_od.trial import run_trial
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=default_registry().get("controller", controller).build(seed=seed))
+    barrier.wait()
+    durations = []
+    for _ in range(n_trials):
+        trial = study.ask()
+        result = run_trial(space.sample(trial, resample=False), data)
+        study.tell(trial, result["reward"])
+        durations.append(float(result["duration_s"]))
+    queue.put(durations)
+
+
+def run_reference(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Measurement:
+    """(c) The trials split over ``workers`` plain processes (no Ray, imports not timed): what
+    parallelism alone buys on this machine right now."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, queue = ctx.Barrier(args.workers + 1), ctx.Queue()
+    shares = [args.trials // args.workers + (i < args.trials % args.workers) for i in range(args.workers)]
+    procs = [ctx.Process(target=_reference_worker, args=(data, space, args.controller, seed + i, n, barrier, queue))
+             for i, n in enumerate(shares)]
+    for proc in procs:
+        proc.start()
+    barrier.wait()
+    started = time.perf_counter()
+    durations = [d for _ in procs for d in queue.get()]
+    wall = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+    return Measurement(wall, durations, os.getloadavg()[0])
+
+
 # --------------------------------------------------------------------------- reporting
 def describe_timeline(m: Measurement, workers: int) -> str:
     if not m.timeline:
@@ -342,7 +424,9 @@ def describe_timeline(m: Measurement, workers: int) -> str:
     spawned = (f"; worker processes started {procs[0]:+.1f} .. {procs[-1]:+.1f} s from the call "
                "(1 s resolution; well below 0 = pre-started by Ray)") if procs else ""
     gap = f"{1000 * statistics.mean(gaps):.0f} ms mean / {1000 * statistics.median(gaps):.0f} ms median" if gaps else "-"
-    return (f"first trial started {first:.2f} s into run_search (Tuner set-up + actor start-up: worker "
+    cpu = ", ".join(f"{name} {value:.1f}" for name, value in sorted(m.cpu_groups.items(), key=lambda kv: -kv[1]))
+    return (f"CPU s by process: {cpu or '-'}; "
+            f"first trial started {first:.2f} s into run_search (Tuner set-up + actor start-up: worker "
             f"imports, data from the object store); trials span {last - first:.2f} s on {len(by_pid)} "
             f"worker process(es), {100 * busy:.0f}% busy; gap between trials on a worker {gap}; "
             f"tail after the last trial {m.wall_s - last:.2f} s{spawned}")
@@ -372,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of pause before each measurement")
     parser.add_argument("--breakdown", action="store_true", help="stamp trials and print where the Tune time went")
+    parser.add_argument("--reference", action="store_true",
+                        help="also time (c): the trials split over --workers plain processes, no Ray")
     parser.add_argument("--tweaks", default="", help=f"comma-separated candidate runner changes: {', '.join(TWEAKS)}")
     args = parser.parse_args(argv)
     tweaks = {t.strip() for t in args.tweaks.split(",") if t.strip()}
@@ -395,11 +481,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs; load average before start {load} (1/5/15 min; other processes may share the cores)")
     print(f"tweaks: {', '.join(sorted(tweaks)) or 'none (runner.py as it is)'}"
           f"{'; --breakdown: stamped trainable' if args.breakdown else ''}", flush=True)
+    for tweak in sorted(tweaks):
+        print(f"  {tweak}: {TWEAKS[tweak]}")
 
     args.tweak_set = tweaks
     startup = start_ray(tweaks)
     print(f"ray start-up (init_ray: fresh local instance): {startup:.2f} s -- excluded from 'ratio a/b', "
-          "included in 'incl. start'", flush=True)
+          "included in '+start'", flush=True)
 
     def measure(path: Callable[[Any, Any, argparse.Namespace, int], Measurement]) -> Measurement:
         time.sleep(args.settle)
@@ -437,6 +525,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio (a)/(b) = {ratio:.2f} (Ray start-up excluded); with the {startup:.2f} s start-up: "
           f"{(a_med + startup) / b_med:.2f}; cold first search incl. start-up: "
           f"{(pairs[0][0].wall_s + startup) / pairs[0][1].wall_s:.2f}")
+    if args.reference:
+        time.sleep(args.settle)
+        c = run_reference(data, space, args, args.seed)
+        time.sleep(args.settle)
+        b = run_serial(data, space, args, args.seed)
+        print(f"reference (c), {args.workers} plain processes without Ray (their imports not timed): {c.wall_s:.2f} s, "
+              f"compute/trial {c.compute_mean:.3f} s; serial (b) right after: {b.wall_s:.2f} s, compute/trial "
+              f"{b.compute_mean:.3f} s; (c)/(b) = {c.wall_s / b.wall_s:.2f} -- the best a {args.workers}-way "
+              "parallel path can do on this machine at this load")
     print(f"target (a)/(b) <= 1.0: {'met' if ratio <= 1.0 else 'NOT met'}; load average now "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
