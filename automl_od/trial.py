@@ -67,7 +67,6 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
     deadline = None if data.trial_timeout_s is None else started + data.trial_timeout_s
     plan = data.plan
     per_fold: list[dict[str, float]] = []
-    epochs_reported = 0
 
     def check_deadline() -> None:
         if deadline is not None and time.perf_counter() > deadline:
@@ -81,16 +80,12 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             pipeline = pipeline_from_config(config, data)
 
             def on_epoch(epoch: int, fitted: OutlierPipeline, fold: int = fold, val_frame: pl.DataFrame = val_frame) -> None:
-                nonlocal epochs_reported
+                """Per-epoch validation reward on the first fold, for schedulers such as ASHA."""
                 check_deadline()
                 if fold == 0 and report is not None:
-                    scores = np.asarray(fitted.detector_.anomaly_score(fitted.transform_features(val_frame)), dtype=np.float64)
-                    if np.all(np.isfinite(scores)):
-                        synthetic = _synthetic_scores(fitted, plan, raw=True)
-                        metrics = fold_metrics(plan, 0, scores, synthetic)
-                        if "reward" in metrics or plan.mode == "few_labels":
-                            epochs_reported += 1
-                            report({"reward": metrics.get("reward", metrics.get("label_free", FAILED_REWARD)), "status": "running", "epoch": epoch})
+                    scores = fitted.raw_score(val_frame)
+                    reward = combine(plan, [fold_metrics(plan, 0, scores, _synthetic_scores(fitted, plan))])["reward"]
+                    report({"reward": reward, "status": "running", "epoch": epoch})
 
             pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(config, data, fold, train_frame, y_train))
             val_scores = pipeline.raw_score(val_frame)
@@ -110,7 +105,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
     return result
 
 
-def _synthetic_scores(pipeline: OutlierPipeline, plan: EvaluationPlan, raw: bool = True) -> np.ndarray | None:
+def _synthetic_scores(pipeline: OutlierPipeline, plan: EvaluationPlan) -> np.ndarray | None:
     if plan.synthetic is None:
         return None
     return pipeline._raw(pipeline.transform_features(plan.synthetic))
