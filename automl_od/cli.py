@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from automl_od.errors import AutoODError, UserInputError
 
 EXIT_USAGE = 2
+DEFAULT_RANKER = "all_features"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,13 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
 
-    rank = commands.add_parser("rank", help="rank the columns of a table with a feature ranker",
-                               description="Rank the columns of DATA, best first, with a registered feature ranker.")
+    rank = commands.add_parser("rank", help="rank the columns of a table and report their data quality",
+                               description="Rank the columns of DATA, best first, with a registered feature ranker, "
+                               "and flag data-quality problems (constant, near-constant, ID-like, mostly missing columns).")
     _add_data_arguments(rank)
-    rank.add_argument("--label", metavar="COL", help="label column (label-driven rankers need it)")
+    rank.add_argument("--label", metavar="COL", help="label column: 1 = known anomaly (label-driven rankers use it)")
     rank.add_argument("--anomaly-value", metavar="V", nargs="+", help="values of --label that mean anomaly")
-    rank.add_argument("--ranker", default="all_features", help="ranker name (see `automl-od plugins`)")
-    rank.add_argument("--json", action="store_true", help="print JSON")
+    rank.add_argument("--ranker", default=DEFAULT_RANKER, help=f"ranker name (see `automl-od plugins`; default {DEFAULT_RANKER})")
+    rank.add_argument("--top", type=_positive_int, help="show only the N best columns")
+    rank.add_argument("--out", metavar="DIR", help="write ranking.csv, ranking.json, quality.csv and ranking.png here")
+    rank.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     predict = commands.add_parser("predict", help="score a table with a fitted pipeline",
                                   description="Score DATA with the best pipeline of a search (its --out folder or its "
@@ -155,7 +160,7 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _load_features(args: argparse.Namespace, *, need_label: bool = False) -> tuple[Any, Any, list[str]]:
+def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> tuple[Any, Any, list[str]]:
     """Read DATA, split off the label, drop --drop and constant columns; returns (frame, y, notices)."""
     from automl_od.data import parse_labels, read_table
 
@@ -172,7 +177,7 @@ def _load_features(args: argparse.Namespace, *, need_label: bool = False) -> tup
     if args.label:
         y = parse_labels(frame.get_column(args.label), anomaly_values=args.anomaly_value, name=args.label)
     features = frame.drop([*(args.drop or []), *([args.label] if args.label else [])])
-    constant = [c for c in features.columns if features.get_column(c).n_unique() <= 1]
+    constant = [c for c in features.columns if drop_constant and features.get_column(c).n_unique() <= 1]
     if constant:
         notices.append(f"dropping {len(constant)} constant column(s): {', '.join(constant[:10])}")
         features = features.drop(constant)
@@ -289,22 +294,72 @@ def _print_leaderboard(leaderboard: Any, top: int = 10) -> None:
 
 def cmd_rank(args: argparse.Namespace) -> int:
     import numpy as np
+    import polars as pl
 
+    from automl_od.data import data_quality
     from automl_od.pipeline import _build
     from automl_od.registry import default_registry
 
-    features, y, notices = _load_features(args)
-    for notice in notices:
-        print(f"notice: {notice}", file=sys.stderr)
-    ranker = _build(default_registry().get("ranker", args.ranker), {}, 0)
-    order = list(ranker.rank(features, None if y is None else np.asarray(y)))
-    ranking = [{"rank": i + 1, "column": features.columns[j]} for i, j in enumerate(order)]
-    if args.json:
-        print(json.dumps({"ranker": args.ranker, "ranking": ranking}, indent=2))
+    features, y, _ = _load_features(args, drop_constant=False)
+    ranker = _build(default_registry().get("ranker", args.ranker), {}, args.seed)
+    labels = None if y is None else np.asarray(y)
+    if hasattr(ranker, "score"):
+        table = ranker.score(features, labels).sort("rank")
     else:
-        for entry in ranking:
-            print(f"{entry['rank']:>4}  {entry['column']}")
+        order = list(ranker.rank(features, labels))
+        table = pl.DataFrame({"feature": [features.columns[j] for j in order], "rank": list(range(1, len(order) + 1))})
+    quality = data_quality(features)
+    table = table.join(quality, on="feature", how="left").sort("rank")
+    table = table.select(["rank", "feature", *[c for c in table.columns if c not in ("rank", "feature")]])
+    shown = table.head(args.top) if args.top else table
+    if args.out:
+        _write_ranking(table, quality, Path(args.out), args)
+    if args.json:
+        print(json.dumps({"ranker": args.ranker, "ranking": shown.to_dicts(), "quality": quality.to_dicts()}, indent=2, default=str))
+        return 0
+    _print_table(f"{args.ranker} ranking of {features.width} columns ({'labels: ' + args.label if args.label else 'no labels'})", shown)
+    flagged = quality.filter(pl.col("flags") != "")
+    if flagged.height:
+        print("\ndata-quality flags:")
+        for row in flagged.iter_rows(named=True):
+            print(f"  {row['feature']}: {row['flags']} (cardinality {row['cardinality']}, coverage {row['coverage']:.2f})")
+    if args.out:
+        print(f"\nwrote ranking.csv, ranking.json, quality.csv and ranking.png to {args.out}")
     return 0
+
+
+def _print_table(title: str, frame: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in frame.columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.iter_rows():
+        table.add_row(*[("-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row])
+    Console(width=160).print(table)
+
+
+def _write_ranking(table: Any, quality: Any, out: Path, args: argparse.Namespace) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    table.write_csv(out / "ranking.csv")
+    quality.write_csv(out / "quality.csv")
+    (out / "ranking.json").write_text(json.dumps({"data": str(args.data), "label": args.label, "ranker": args.ranker,
+                                                   "ranking": table.to_dicts(), "quality": quality.to_dicts()}, indent=2, default=str))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = table.head(min(table.height, 40))
+    values = shown.get_column("score").to_list() if "score" in shown.columns else [shown.height - i for i in range(shown.height)]
+    figure, axis = plt.subplots(figsize=(8, max(2.5, 0.25 * shown.height + 1)))
+    axis.barh(shown.get_column("feature").to_list()[::-1], values[::-1], color="#4477aa")
+    axis.set_xlabel("score" if "score" in shown.columns else "rank (higher bar = better)")
+    axis.set_title(f"{args.ranker}: top {shown.height} of {table.height} columns")
+    figure.tight_layout()
+    figure.savefig(out / "ranking.png", dpi=100)
+    plt.close(figure)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -274,3 +274,36 @@ class TableEncoder:
 
     def fit_transform(self, frame: pl.DataFrame) -> np.ndarray:
         return self.fit(frame).transform(frame)
+
+
+def data_quality(frame: pl.DataFrame, *, near_constant: float = 0.99, id_like: float = 0.9, high_missing: float = 0.5) -> pl.DataFrame:
+    """Per column: cardinality, coverage (share non-missing), most frequent value's share, flags.
+
+    Flags: ``constant`` (one value), ``near_constant`` (top share >= 0.99), ``id_like``
+    (a non-float column with cardinality >= 0.9 x rows: identifiers no detector should learn from),
+    ``high_missing`` (coverage < 0.5).
+    """
+    n = max(frame.height, 1)
+    rows = []
+    for name in frame.columns:
+        column = frame.get_column(name)
+        non_missing = column.drop_nulls()
+        if column.dtype.is_float():
+            non_missing = non_missing.drop_nans()
+        cardinality = non_missing.n_unique()
+        coverage = non_missing.len() / n
+        top_share = float(non_missing.value_counts(sort=True).get_column("count")[0]) / n if non_missing.len() else 0.0
+        flags = []
+        if cardinality <= 1:
+            flags.append("constant")
+        elif top_share >= near_constant:
+            flags.append("near_constant")
+        # continuous (float) measurements are naturally all distinct; IDs are integers or strings
+        if frame.height >= 20 and not column.dtype.is_float() and cardinality >= id_like * n:
+            flags.append("id_like")
+        if coverage < high_missing:
+            flags.append("high_missing")
+        rows.append({"feature": name, "dtype": str(column.dtype), "cardinality": cardinality, "coverage": coverage,
+                     "top_share": top_share, "flags": ",".join(flags)})
+    return pl.DataFrame(rows, schema={"feature": pl.String, "dtype": pl.String, "cardinality": pl.Int64,
+                                      "coverage": pl.Float64, "top_share": pl.Float64, "flags": pl.String})

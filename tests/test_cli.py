@@ -117,11 +117,20 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
     assert run_cli("predict", tmp_path, path).returncode == 2
 
 
-def test_rank_lists_columns(blob_csv):
+def test_rank_lists_columns_with_quality_flags(blob_csv, tmp_path):
     path, _ = blob_csv
-    result = run_cli("rank", path, "--drop", "kind", "label", "id", "--json")
+    out = tmp_path / "rank"
+    result = run_cli("rank", path, "--drop", "kind", "label", "--ranker", "all_features", "--json", "--out", out)
     assert result.returncode == 0, result.stderr
-    assert [e["column"] for e in json.loads(result.stdout)["ranking"]] == ["a", "b", "c", "d"]
+    report = json.loads(result.stdout)
+    assert [e["feature"] for e in report["ranking"]] == ["a", "b", "c", "d", "id", "constant"]
+    flags = {q["feature"]: q["flags"] for q in report["quality"]}
+    assert flags["constant"] == "constant" and flags["id"] == "id_like" and flags["a"] == ""
+    assert {p.name for p in out.iterdir()} == {"ranking.csv", "ranking.json", "quality.csv", "ranking.png"}
+    assert (out / "ranking.png").read_bytes()[:4] == b"\x89PNG"
+    text = run_cli("rank", path, "--ranker", "all_features", "--top", "2").stdout
+    assert "data-quality flags" in text and "id_like" in text
+    assert run_cli("rank", path, "--label", "nope").returncode == 2
 
 
 @pytest.mark.slow
