@@ -84,3 +84,19 @@ def test_encoder_handles_mixed_types(mixed_frame):
     assert np.all(encoded[:, encoder.feature_names_out_.index("protocol=<other>")] == 1)
     with pytest.raises(UserInputError, match="lacks column"):
         encoder.transform(mixed_frame.drop("host"))
+
+
+def test_data_quality_flags():
+    from automl_od.data import data_quality
+
+    n = 100
+    frame = pl.DataFrame({
+        "constant": ["x"] * n,
+        "almost": ["a"] * 99 + ["b"],
+        "user_id": [f"u{i}" for i in range(n)],
+        "measurement": np.linspace(0, 1, n),
+        "sparse": [1.0] * 30 + [None] * 70,
+    })
+    flags = dict(data_quality(frame).select("feature", "flags").iter_rows())
+    assert flags == {"constant": "constant", "almost": "near_constant", "user_id": "id_like", "measurement": "",
+                     "sparse": "constant,high_missing"}
