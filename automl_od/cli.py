@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from automl_od.errors import AutoODError, UserInputError
 
 EXIT_USAGE = 2
-DEFAULT_RANKER = "all_features"
+DEFAULT_RANKER = "outrank"
 
 
 class _Parser(argparse.ArgumentParser):

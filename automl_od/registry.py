@@ -24,6 +24,7 @@ DISABLE_AUTOLOAD_ENV = "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD"
 DEFAULT_PLUGINS = (
     "automl_od.plugins.sklearn_detectors",
     "automl_od.plugins.basic_rankers",
+    "automl_od.plugins.outrank",
     "automl_od.plugins.basic_resamplers",
     "automl_od.plugins.optuna_controllers",
 )

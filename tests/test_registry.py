@@ -30,7 +30,7 @@ class DemoPlugin:
 def test_builtins_are_ordinary_plugins():
     registry = Registry(get_plugin_manager(load_entry_points=False))
     assert set(registry.components("detector")) >= {"isolation_forest", "local_outlier_factor", "one_class_svm", "robust_covariance"}
-    assert set(registry.components("ranker")) == {"all_features"}
+    assert set(registry.components("ranker")) == {"all_features", "outrank", "plain_mi"}
     assert set(registry.components("resampler")) == {"none"}
     assert set(registry.components("controller")) >= {"tpe", "random"}
     plugins = {p["name"]: p for p in registry.describe()}
