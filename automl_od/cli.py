@@ -309,7 +309,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
         order = list(ranker.rank(features, labels))
         table = pl.DataFrame({"feature": [features.columns[j] for j in order], "rank": list(range(1, len(order) + 1))})
     quality = data_quality(features)
-    table = table.join(quality, on="feature", how="left").sort("rank")
+    table = table.join(quality.drop([c for c in quality.columns if c in table.columns and c != "feature"]),
+                       on="feature", how="left").sort("rank")
     table = table.select(["rank", "feature", *[c for c in table.columns if c not in ("rank", "feature")]])
     shown = table.head(args.top) if args.top else table
     if args.out:
