@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--top", type=_positive_int, help="show only the N best columns")
     rank.add_argument("--out", metavar="DIR", help="write ranking.csv, ranking.json, quality.csv and ranking.png here")
     rank.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    rank.add_argument("--sample-rows", type=_positive_int, default=2_000_000, metavar="N",
+                      help="rank on every k-th row so at most N rows are read (streamed; default 2000000)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     predict = commands.add_parser("predict", help="score a table with a fitted pipeline",
@@ -164,7 +166,7 @@ def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> t
     """Read DATA, split off the label, drop --drop and constant columns; returns (frame, y, notices)."""
     from automl_od.data import parse_labels, read_table
 
-    frame = read_table(args.data, no_header=args.no_header)
+    frame = read_table(args.data, no_header=args.no_header, max_rows=getattr(args, "sample_rows", None))
     notices: list[str] = []
     columns = frame.columns
     for name in [*(args.drop or []), *([args.label] if args.label else [])]:

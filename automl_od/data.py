@@ -57,11 +57,32 @@ def check_readable(path: str | Path) -> Path:
     return path
 
 
-def read_table(path: str | Path, *, no_header: bool = False) -> pl.DataFrame:
-    """Read a CSV (plain or gzip) or Parquet file into a DataFrame, with clear errors."""
+def _scan(path: Path, no_header: bool) -> pl.LazyFrame:
+    if not _is_csv(path):
+        return pl.scan_parquet(path)
+    options = _csv_options(path, no_header)
+    options.pop("new_columns")
+    lazy = pl.scan_csv(path, **options)
+    if no_header:
+        names = lazy.collect_schema().names()
+        lazy = lazy.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})
+    return lazy
+
+
+def read_table(path: str | Path, *, no_header: bool = False, max_rows: int | None = None) -> pl.DataFrame:
+    """Read a CSV (plain or gzip) or Parquet file into a DataFrame, with clear errors.
+
+    With ``max_rows``, a larger file is streamed twice (count, then every k-th row), so memory
+    stays bounded by the rows kept, not by the file (the reference OutRank subsamples likewise).
+    """
     path = check_readable(path)
     try:
-        if _is_csv(path):
+        if max_rows is not None:
+            lazy = _scan(path, no_header)
+            n_rows = lazy.select(pl.len()).collect(engine="streaming").item()
+            step = max(1, -(-n_rows // max_rows))
+            frame = (lazy.gather_every(step) if step > 1 else lazy).collect(engine="streaming")
+        elif _is_csv(path):
             options = _csv_options(path, no_header)
             options.pop("new_columns")
             frame = pl.read_csv(path, **options)
@@ -79,17 +100,7 @@ def read_table(path: str | Path, *, no_header: bool = False) -> pl.DataFrame:
 
 def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size: int = 100_000) -> Iterator[pl.DataFrame]:
     """Read the file again in batches (for scoring without holding it twice in memory)."""
-    path = check_readable(path)
-    if _is_csv(path):
-        options = _csv_options(path, no_header)
-        options.pop("new_columns")
-        lazy = pl.scan_csv(path, **options)
-        if no_header:
-            names = lazy.collect_schema().names()
-            lazy = lazy.rename({c: f"column_{i + 1}" for i, c in enumerate(names)})
-    else:
-        lazy = pl.scan_parquet(path)
-    yield from lazy.collect_batches(chunk_size=batch_size)
+    yield from _scan(check_readable(path), no_header).collect_batches(chunk_size=batch_size)
 
 
 def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:

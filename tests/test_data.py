@@ -100,3 +100,11 @@ def test_data_quality_flags():
     flags = dict(data_quality(frame).select("feature", "flags").iter_rows())
     assert flags == {"constant": "constant", "almost": "near_constant", "user_id": "id_like", "measurement": "",
                      "sparse": "constant,high_missing"}
+
+
+def test_read_table_with_a_row_cap_streams_every_kth_row(tmp_path):
+    path = tmp_path / "big.csv"
+    pl.DataFrame({"i": range(1000), "c": ["a", "b"] * 500}).write_csv(path)
+    frame = read_table(path, max_rows=100)
+    assert frame.height == 100 and frame.get_column("i").to_list()[:3] == [0, 10, 20]
+    assert read_table(path, max_rows=5000).height == 1000
