@@ -96,3 +96,14 @@ def test_bad_parameters_are_clear_errors(blob_data):
         AutoOD(budget=2).fit(X, np.full(len(X), 2))
     with pytest.raises(UserInputError, match="unknown controller"):
         AutoOD(budget=2, controller="nope").fit(X)
+
+
+def test_search_uses_the_outrank_ranker_with_a_searched_top_k(mixed_frame):
+    y = np.zeros(mixed_frame.height, dtype=np.int64)
+    y[:5] = 1  # the rows with the extreme amounts
+    space = {"detectors": {"isolation_forest": "default"}, "rankers": {"outrank": {"keep": {"type": "float", "low": 0.3, "high": 0.6}}}}
+    model = AutoOD(budget=3, space=space, random_state=0).fit(mixed_frame, y)
+    assert set(model.leaderboard_.get_column("ranker").to_list()) == {"outrank"}
+    assert all(0.3 <= k <= 0.6 for k in model.leaderboard_.get_column("keep").to_list())
+    selected = model.best_pipeline_.selected_columns_
+    assert 1 <= len(selected) < mixed_frame.width and "amount" in selected  # the informative column survives the cut
