@@ -72,7 +72,7 @@ def _bad_inputs(tmp_path, blob_csv):
         ([path, "--space", bad_space], "`low <= high` must hold"),
         ([path, "--space", tmp_path / "nope.yaml"], "not found"),
         ([path, "--controller", "nope"], "unknown controller 'nope'"),
-        ([path, "--budget", "0"], "expected a positive number"),
+        ([path, "--budget", "0"], "expected a positive whole number"),
         ([path, "--address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
     ]
 
