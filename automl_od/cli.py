@@ -66,6 +66,12 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drop", metavar="COL", nargs="+", default=[], help="columns to ignore (IDs, timestamps, ...)")
 
 
+def _add_label_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--label", metavar="COL", help="label column: 1 = known anomaly, 0 or empty = unlabelled/normal")
+    parser.add_argument("--anomaly-value", metavar="V", nargs="+",
+                        help="values of --label that mean anomaly (e.g. fraud); everything else is 0")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="automl-od", description="AutoML for outlier detection: search ranker x resampler x detector "
                      "pipelines with Ray Tune + Optuna and keep the best.")
@@ -76,13 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Search for the best outlier-detection pipeline for DATA and write the "
                                  "leaderboard, the fitted best pipeline and per-row scores to --out.")
     _add_data_arguments(search)
-    search.add_argument("--label", metavar="COL", help="label column: 1 = known anomaly, 0 or empty = unlabelled/normal")
-    search.add_argument("--anomaly-value", metavar="V", nargs="+", help="values of --label that mean anomaly (e.g. fraud); everything else is 0")
+    _add_label_arguments(search)
     search.add_argument("--budget", type=_positive_int, default=None, help="number of trials (default 20 without --time-budget)")
     search.add_argument("--time-budget", type=_positive_float, metavar="S", help="wall-clock limit in seconds; stops at whichever budget comes first")
     search.add_argument("--controller", default="tpe", help="search controller (see `automl-od plugins`; default tpe)")
     search.add_argument("--space", default="default", metavar="FILE|PRESET", help="search-space YAML file or preset: fast, default, deep (default: default)")
-    search.add_argument("--workers", type=_positive_int, help="concurrent trials (default: CPUs / CPUs per trial)")
+    search.add_argument("--workers", type=_positive_int, help="concurrent trials (default: the Ray cluster's CPUs / CPUs per trial)")
     search.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs per trial (default 1)")
     search.add_argument("--gpus-per-trial", type=_non_negative_float, default=0.0, metavar="F", help="GPUs per trial, fractions allowed (default 0)")
     search.add_argument("--address", help="connect to this Ray cluster (HOST:PORT or auto) instead of starting a local one")
@@ -101,8 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Rank the columns of DATA, best first, with a registered feature ranker, "
                                "and flag data-quality problems (constant, near-constant, ID-like, mostly missing columns).")
     _add_data_arguments(rank)
-    rank.add_argument("--label", metavar="COL", help="label column: 1 = known anomaly (label-driven rankers use it)")
-    rank.add_argument("--anomaly-value", metavar="V", nargs="+", help="values of --label that mean anomaly")
+    _add_label_arguments(rank)
     rank.add_argument("--ranker", default=DEFAULT_RANKER, help=f"ranker name (see `automl-od plugins`; default {DEFAULT_RANKER})")
     rank.add_argument("--top", type=_positive_int, help="show only the N best columns")
     rank.add_argument("--out", metavar="DIR", help="write ranking.csv, ranking.json, quality.csv and ranking.png here")
