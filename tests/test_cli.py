@@ -158,3 +158,20 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     assert len(final) == 14 and final[: len(first)] == first
     assert len({t["trial_id"] for t in final}) == 14
     assert pl.read_csv(out / "leaderboard.csv").height == 14
+
+
+@pytest.mark.slow
+def test_rank_on_kddcup(tmp_path):
+    from conftest import DATASETS
+
+    path = DATASETS / "kddcup99" / "kddcup.data_10_percent.gz"
+    if not path.exists():
+        pytest.skip("KDD Cup 99 data not found")
+    result = run_cli("rank", path, "--no-header", "--label", "column_42", "--anomaly-value", "normal.", "--sample-rows",
+                     "50000", "--json", "--out", tmp_path / "rank")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert len(report["ranking"]) == 41
+    flags = {q["feature"]: q["flags"] for q in report["quality"]}
+    assert flags["column_20"] == "constant"  # num_outbound_cmds is always 0
+    assert (tmp_path / "rank" / "ranking.png").exists()
