@@ -91,7 +91,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         from automl_od.registry import default_registry
         from automl_od.runner import SearchSettings, run_search
         from automl_od.spaces import resolve_space
-        from automl_od.trial import SearchData, pipeline_from_config
+        from automl_od.trial import SearchData, flatten_config, pipeline_from_config
 
         contamination = self._validate()
         frame = self._frame(X, reset=True)
@@ -128,7 +128,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                 raise UserInputError(f"no trial finished within the time budget of {self.time_budget_s:g} s; raise it")
             raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
         self.best_config_ = best["config"]
-        self.best_params_ = {k: v for k, v in best.items() if k not in {"config"}}
+        self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}
         self.best_score_ = best["reward"]
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
         self.threshold_ = self.best_pipeline_.threshold_
