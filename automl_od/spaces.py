@@ -28,8 +28,6 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from automl_od.errors import SpaceError
 
 if TYPE_CHECKING:
@@ -141,6 +139,8 @@ class SearchSpace:
 
 
 def _load_yaml(text: str, source: str) -> dict[str, Any]:
+    import yaml  # here, not at import: detector modules import this module on torch-only machines
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -103,18 +103,16 @@ class RobustCovarianceDetector:
         return self.model_.mahalanobis(X)
 
 
-_SPACES = builtin_space_file("sklearn_detectors.yaml")
-
-
 @hookimpl
 def register_detectors() -> list[Component]:
+    spaces = builtin_space_file("sklearn_detectors.yaml")
     return [
-        Component("isolation_forest", "detector", IsolationForestDetector, _SPACES["isolation_forest"],
+        Component("isolation_forest", "detector", IsolationForestDetector, spaces["isolation_forest"],
                   Capabilities(), "scikit-learn IsolationForest"),
-        Component("local_outlier_factor", "detector", LocalOutlierFactorDetector, _SPACES["local_outlier_factor"],
+        Component("local_outlier_factor", "detector", LocalOutlierFactorDetector, spaces["local_outlier_factor"],
                   Capabilities(max_rows=200_000), "scikit-learn LocalOutlierFactor (novelty mode)"),
-        Component("one_class_svm", "detector", OneClassSVMDetector, _SPACES["one_class_svm"],
+        Component("one_class_svm", "detector", OneClassSVMDetector, spaces["one_class_svm"],
                   Capabilities(), "scikit-learn OneClassSVM, RBF kernel, on a row subsample"),
-        Component("robust_covariance", "detector", RobustCovarianceDetector, _SPACES["robust_covariance"],
+        Component("robust_covariance", "detector", RobustCovarianceDetector, spaces["robust_covariance"],
                   Capabilities(), "Mahalanobis distance under scikit-learn's MinCovDet"),
     ]

@@ -26,3 +26,31 @@ def test_detectors_run_without_ray_optuna_mlflow():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+DETECTORS_ONLY = """
+import sys
+
+class Block:  # the GPU machine has numpy, scikit-learn, torch and pluggy only
+    BLOCKED = ("ray", "optuna", "mlflow", "polars", "yaml", "pandas", "pyarrow")
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in self.BLOCKED:
+            raise ModuleNotFoundError(f"blocked: {name}")
+        return None
+
+sys.meta_path.insert(0, Block())
+import numpy as np
+from automl_od import Capabilities, Component
+from automl_od.plugins.sklearn_detectors import IsolationForestDetector, RobustCovarianceDetector
+from automl_od.testing import check_detector
+for factory in (IsolationForestDetector, RobustCovarianceDetector):
+    check_detector(Component(factory.__name__, "detector", factory, {}, Capabilities()))
+print("ok")
+"""
+
+
+def test_detector_modules_need_only_numpy_and_scikit_learn():
+    result = subprocess.run([sys.executable, "-c", DETECTORS_ONLY], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
