@@ -294,11 +294,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
     import polars as pl
 
     from automl_od.data import data_quality
-    from automl_od.pipeline import _build
     from automl_od.registry import default_registry
 
     features, y, _ = _load_features(args, drop_constant=False)
-    ranker = _build(default_registry().get("ranker", args.ranker), {}, args.seed)
+    ranker = default_registry().get("ranker", args.ranker).build(random_state=args.seed)
     labels = None if y is None else np.asarray(y)
     if hasattr(ranker, "score"):
         table = ranker.score(features, labels).sort("rank")

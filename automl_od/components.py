@@ -77,5 +77,10 @@ class Component:
         names.discard("self")
         return names
 
-    def build(self, **params: Any) -> Any:
+    def build(self, params: dict[str, Any] | None = None, *, random_state: int | None = None) -> Any:
+        """A fresh instance; ``random_state`` is passed when the factory takes it and params lack it."""
+        params = dict(params or {})
+        accepted = self.accepted_parameters()
+        if random_state is not None and "random_state" not in params and (accepted is None or "random_state" in accepted):
+            params["random_state"] = random_state
         return self.factory(**params)

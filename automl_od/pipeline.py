@@ -14,19 +14,10 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from automl_od.components import Component
 from automl_od.data import TableEncoder, as_frame
 from automl_od.errors import TrialFailed
 from automl_od.registry import Registry, default_registry
 from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
-
-
-def _build(component: Component, params: dict[str, Any], random_state: int | None) -> Any:
-    params = dict(params)
-    accepted = component.accepted_parameters()
-    if random_state is not None and "random_state" not in params and (accepted is None or "random_state" in accepted):
-        params["random_state"] = random_state
-    return component.build(**params)
 
 
 class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
@@ -55,8 +46,7 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         labels = None if y is None else np.asarray(y, dtype=np.int64)
         detector = registry.get("detector", self.detector)
         if ranking is None:
-            ranker = _build(registry.get("ranker", self.ranker), self.ranker_params or {}, self.random_state)
-            ranking = list(ranker.rank(frame, labels))
+            ranking = self.rank_columns(frame, labels, registry=registry)
         k = max(1, math.ceil(float(self.keep) * frame.width))
         self.columns_in_ = list(frame.columns)
         self.selected_columns_ = [frame.columns[i] for i in ranking[:k]]
@@ -69,13 +59,13 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         uses_labels = detector.capabilities.uses_labels or detector.capabilities.needs_labels
         self.resampling_note_ = "no labels" if labels is None else "detector does not use labels"
         if labels is not None and uses_labels and self.resampler is not None:
-            resampler = _build(registry.get("resampler", self.resampler), self.resampler_params or {}, self.random_state)
+            resampler = registry.get("resampler", self.resampler).build(self.resampler_params, random_state=self.random_state)
             fit_X, fit_y = resampler.fit_resample(fit_X, fit_y)
             self.resampling_note_ = f"resampled with {self.resampler}"
         elif labels is not None and not uses_labels and 0 < labels.sum() < len(labels):
             # an unsupervised detector learns "normal": keep the known anomalies out of it
             fit_X, fit_y = fit_X[labels == 0], None
-        self.detector_ = _build(detector, self.detector_params or {}, self.random_state)
+        self.detector_ = detector.build(self.detector_params, random_state=self.random_state)
         fit_kwargs: dict[str, Any] = {}
         if epoch_callback is not None and detector.capabilities.iterative:
             # detectors call epoch_callback(epoch, detector); the search wants the whole pipeline
@@ -89,6 +79,11 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
         self.offset_ = -self.threshold_
         return self
+
+    def rank_columns(self, frame: pl.DataFrame, labels: np.ndarray | None, *, registry: Registry | None = None) -> list[int]:
+        """The configured ranker's column order for (frame, labels), best first."""
+        ranker = (registry or default_registry()).get("ranker", self.ranker).build(self.ranker_params, random_state=self.random_state)
+        return list(ranker.rank(frame, labels))
 
     def _raw(self, matrix: np.ndarray) -> np.ndarray:
         raw = np.asarray(self.detector_.anomaly_score(matrix), dtype=np.float64).ravel()

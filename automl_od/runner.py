@@ -95,13 +95,13 @@ def _prepare_ray_environment(address: str | None, auth_token_file: str | None) -
 
 def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_token_file: str | None = None) -> None:
     """Connect to ``address`` (a running cluster) or start a local Ray instance."""
-    if address:
-        probe_address(address)
     has_token = _prepare_ray_environment(address, auth_token_file)
     import ray
 
     if ray.is_initialized():
         return
+    if address:
+        probe_address(address)
     if address:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=True, logging_level=logging.ERROR)
@@ -209,7 +209,7 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
         if trials_path.exists():
             trials_path.unlink()
         controller = default_registry().get("controller", settings.controller)
-        sampler = controller.build(seed=settings.seed)
+        sampler = controller.build({"seed": settings.seed})
         resample = data.y is not None and int(data.y.sum()) > 0
         searcher = OptunaSearch(space=DefineByRun(space, resample), metric="reward", mode="max", sampler=sampler,
                                 seed=settings.seed)

@@ -19,7 +19,6 @@ import polars as pl
 from automl_od.errors import TrialFailed
 from automl_od.evaluation import FAILED_REWARD, EvaluationPlan, combine, fold_metrics
 from automl_od.pipeline import OutlierPipeline
-from automl_od.registry import default_registry
 
 Reporter = Callable[[dict[str, Any]], None]
 
@@ -51,13 +50,10 @@ def pipeline_from_config(config: dict[str, Any], data: SearchData) -> OutlierPip
     )
 
 
-def _ranking(config: dict[str, Any], data: SearchData, fold: int, frame: pl.DataFrame, y: np.ndarray | None) -> list[int]:
-    key = (data.key, config["ranker"], json.dumps(config["ranker_params"], sort_keys=True, default=str), fold)
+def _ranking(pipeline: OutlierPipeline, data: SearchData, fold: int, frame: pl.DataFrame, y: np.ndarray | None) -> list[int]:
+    key = (data.key, pipeline.ranker, json.dumps(pipeline.ranker_params, sort_keys=True, default=str), fold)
     if key not in _RANKING_CACHE:
-        from automl_od.pipeline import _build
-
-        ranker = _build(default_registry().get("ranker", config["ranker"]), config["ranker_params"], data.random_state)
-        _RANKING_CACHE[key] = list(ranker.rank(frame, y))
+        _RANKING_CACHE[key] = pipeline.rank_columns(frame, y)
     return _RANKING_CACHE[key]
 
 
@@ -87,7 +83,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
                     reward = combine(plan, [fold_metrics(plan, 0, scores, _synthetic_scores(fitted, plan))])["reward"]
                     report({"reward": reward, "status": "running", "epoch": epoch})
 
-            pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(config, data, fold, train_frame, y_train))
+            pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(pipeline, data, fold, train_frame, y_train))
             val_scores = pipeline.raw_score(val_frame)
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))
         summary = combine(plan, per_fold)

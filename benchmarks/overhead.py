@@ -352,7 +352,7 @@ def run_serial(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Me
     durations: list[float] = []
     with CpuMeter() as meter:
         started = time.perf_counter()
-        sampler = default_registry().get("controller", args.controller).build(seed=seed)
+        sampler = default_registry().get("controller", args.controller).build({"seed": seed})
         study = optuna.create_study(direction="maximize", sampler=sampler)
         for _ in range(args.trials):
             trial = study.ask()
@@ -374,7 +374,7 @@ def _reference_worker(data: Any, space: Any, controller: str, seed: int, n_trial
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize",
-                                sampler=default_registry().get("controller", controller).build(seed=seed))
+                                sampler=default_registry().get("controller", controller).build({"seed": seed}))
     barrier.wait()
     durations = []
     for _ in range(n_trials):
