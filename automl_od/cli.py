@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
+    search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
 
     rank = commands.add_parser("rank", help="rank the columns of a table and report their data quality",
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_arguments(predict)
     predict.add_argument("--out", metavar="FILE", help="CSV to write (default: stdout)")
     predict.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows scored at a time (default 100000)")
+    predict.add_argument("--explain", type=_positive_int, metavar="N", help="also write each row's N most contributing columns")
 
     plugins = commands.add_parser("plugins", help="list the plugins and their components",
                                   description="List the registered plugins, their versions and the components each registers.")
@@ -253,27 +255,46 @@ def _write_outputs(model: Any, args: argparse.Namespace, out: Path) -> None:
                "skipped_components": model.skipped_components_, "threshold": model.threshold_}
     (out / "search.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     drop = [*(args.drop or []), *([args.label] if args.label else [])]
-    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv")
+    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv", explain=_explain_count(model.best_pipeline_, args))
 
 
-def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], target: Path | None, batch_size: int = 100_000) -> int:
-    """Score DATA batch by batch, appending to ``target`` (stdout when None); returns rows."""
+def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], target: Path | None, batch_size: int = 100_000,
+                explain: int = 0) -> int:
+    """Score DATA batch by batch, appending to ``target`` (stdout when None); returns rows.
+
+    With ``explain`` = N, each row also gets its N most contributing columns (checked on the
+    first batch, before anything is written, so an unsupported detector fails cleanly)."""
     from automl_od.data import iter_table_batches
 
+    batches = iter_table_batches(data, no_header=no_header, batch_size=batch_size)
+    first = next(batches, None)
+    scored = None if first is None else pipeline.score_frame(first.drop([c for c in drop if c in first.columns]), explain=explain)
     handle = target.open("w", newline="", encoding="utf-8") if target else sys.stdout
     rows = 0
     try:
         writer = csv.writer(handle)
-        writer.writerow(["row", "anomaly_score", "is_outlier"])
-        for batch in iter_table_batches(data, no_header=no_header, batch_size=batch_size):
-            scored = pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]))
-            scores, flags = scored.get_column("anomaly_score").to_list(), scored.get_column("is_outlier").to_list()
-            writer.writerows((rows + i, f"{s:.6g}", f) for i, (s, f) in enumerate(zip(scores, flags, strict=True)))
-            rows += len(scores)
+        writer.writerow(["row", *(scored.columns if scored is not None else ["anomaly_score", "is_outlier"])])
+        while scored is not None:
+            formatted = [[f"{v:.6g}" if isinstance(v, float) else v for v in row] for row in scored.iter_rows()]
+            writer.writerows([rows + i, *row] for i, row in enumerate(formatted))
+            rows += scored.height
+            batch = next(batches, None)
+            scored = None if batch is None else pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]), explain=explain)
     finally:
         if target:
             handle.close()
     return rows
+
+
+def _explain_count(pipeline: Any, args: argparse.Namespace) -> int:
+    """--explain N for a search: a winner without per-feature scores gets plain scores and a note."""
+    if not args.explain:
+        return 0
+    if getattr(pipeline, "contribution_baseline_", None) is None:
+        print(f"note: the winner ({pipeline.detector}) does not break its score down by feature; scores.csv has no explanations",
+              file=sys.stderr)
+        return 0
+    return int(args.explain)
 
 
 def _print_leaderboard(leaderboard: Any, top: int = 10) -> None:
@@ -374,7 +395,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).resolve() == Path(args.data).resolve():
         raise UserInputError("--out must not be the input file")
     rows = _score_file(pipeline, args.data, args.no_header, list(args.drop or []), Path(args.out) if args.out else None,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, explain=args.explain or 0)
     if args.out:
         print(f"scored {rows} rows -> {args.out}", file=sys.stderr)
     return 0

@@ -14,6 +14,10 @@ from typing import Any, Literal
 
 ComponentKind = Literal["detector", "ranker", "resampler", "controller"]
 
+#: The runner sets this environment variable in each trial to the device Ray assigned it
+#: ("cuda" or "cpu"); GPU-capable detectors read it (see ``automl_od.neural.resolve_device``).
+DEVICE_ENV = "AUTOML_OD_DEVICE"
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -256,6 +256,14 @@ class TableEncoder:
                 names.append(f"{plan.name}__frequency")
         return names
 
+    def source_columns(self) -> list[str]:
+        """The input column each output feature comes from (same order as ``feature_names_out_``)."""
+        sources = []
+        for plan in self.plans_:
+            width = {"numeric": 1 + plan.missing_indicator, "onehot": len(plan.levels) + 1}.get(plan.kind, 1)
+            sources.extend([plan.name] * width)
+        return sources
+
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
         missing = [c for c in self.columns_ if c not in frame.columns]
         if missing:

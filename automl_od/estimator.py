@@ -141,6 +141,17 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         check_is_fitted(self, "best_pipeline_")
         return self.best_pipeline_.anomaly_score(self._frame(X, reset=False))
 
+    def feature_contributions(self, X: Any) -> pl.DataFrame:
+        """Per column, how much it raises each row's score above its typical level (see
+        :meth:`OutlierPipeline.feature_contributions`); needs a winner whose score is a sum over features."""
+        check_is_fitted(self, "best_pipeline_")
+        return self.best_pipeline_.feature_contributions(self._frame(X, reset=False))
+
+    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
+        """anomaly_score, is_outlier and each row's ``top`` most contributing columns, as a frame."""
+        check_is_fitted(self, "best_pipeline_")
+        return self.best_pipeline_.explain(self._frame(X, reset=False), top=top)
+
     def _frame(self, X: Any, *, reset: bool) -> pl.DataFrame:
         """Validate X the scikit-learn way; frames (which may hold strings) keep their columns."""
         from sklearn.utils.validation import validate_data

@@ -36,7 +36,7 @@ _NEIGHBOUR_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 def _digest(array: np.ndarray) -> str:
     array = np.ascontiguousarray(array)
-    return f"{array.shape}{array.dtype}" + hashlib.blake2b(array.view(np.uint8), digest_size=16).hexdigest()
+    return f"{array.shape}{array.dtype}" + hashlib.blake2b(array.view(np.uint8).data, digest_size=16).hexdigest()
 
 
 def nearest_neighbours(reference: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

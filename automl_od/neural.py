@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from automl_od.components import DEVICE_ENV
 from automl_od.errors import TrialFailed
 
 #: Added to the variance (and to the training standard deviation) everywhere, as in the paper.
@@ -34,9 +35,7 @@ EPS = 1e-5
 #: Network inputs are clipped to this many standard deviations so extreme values cannot
 #: overflow float32 activations; scores still use the unclipped value (in float64).
 INPUT_CLIP = 1e4
-#: The runner sets this per trial from Ray's GPU assignment ("cuda" or "cpu").
-DEVICE_ENV = "AUTOML_OD_DEVICE"
-#: rows x widest layer x models below which CPU training runs on one thread
+#: rows per step x widest layer x models trained together, below which CPU training uses one thread
 SMALL_WORK = 2_000_000
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -161,11 +160,13 @@ def feature_errors(target: np.ndarray, mu: np.ndarray, var: np.ndarray | None, *
 @dataclass
 class TrainingSettings:
     """The optimisation recipe; the defaults are the paper's (Adam, lr 1e-3 halved every 1000
-    steps, full batch, no weight decay or dropout), except the epoch count (5000 there)."""
+    steps of full-batch training, i.e. every 1000 epochs, no weight decay or dropout), except
+    the epoch count (5000 there). The learning rate is halved per epoch count whatever the
+    batch size, so mini-batch training does not decay it faster."""
 
     epochs: int = 500
     lr: float = 1e-3
-    lr_halving_steps: int = 1000
+    lr_halving_epochs: int = 1000
     batch_size: int | None = None  # None: full batch, one step per epoch
     activation: str = "relu"
     dropout: float = 0.0
@@ -190,7 +191,9 @@ def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int],
         models: list[nn.Module] = [PackedAutoencoder(sizes, seeds, settings.activation, settings.dropout).to(device)]
     else:
         models = [SingleAutoencoder(sizes, seed, settings.activation, settings.dropout).to(device) for seed in seeds]
-    with _threads_for(device, len(x) * max(max(size) for size in sizes) * len(seeds)):
+    settings.losses = []
+    step_rows = min(len(x), settings.batch_size or len(x))
+    with _threads_for(device, step_rows * max(max(size) for size in sizes) * (len(seeds) if packed else 1)):
         for model in models:
             _fit_one(model, data, len(seeds) if packed else 1, settings, probabilistic, epoch_callback if packed else None)
     result = models[0] if packed else nn.ModuleList(models)
@@ -201,7 +204,7 @@ def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int],
 
 @contextlib.contextmanager
 def _threads_for(device: torch.device, work: int) -> Iterator[None]:
-    """One CPU thread for small networks: below ~2M multiply-adds per layer, threads cost more
+    """One CPU thread for small steps: below ~2M multiply-adds per layer and step, threads cost more
     than they save (measured: 700 x 20 rows, 2.2 ms/epoch with 1 thread, 6-30 ms with 2 busy
     cores). Larger work keeps torch's own setting (Ray workers set it to their CPU count)."""
     if device.type != "cpu" or work >= SMALL_WORK:
@@ -219,7 +222,7 @@ def _fit_one(model: nn.Module, data: torch.Tensor, k: int, settings: TrainingSet
              epoch_callback: Callable[[int, nn.Module], None] | None) -> None:
     n, d = data.shape
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(settings.lr_halving_steps)), gamma=0.5)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(settings.lr_halving_epochs)), gamma=0.5)
     batch = n if not settings.batch_size or settings.batch_size >= n else int(settings.batch_size)
     order_generator = torch.Generator().manual_seed(int(settings.shuffle_seed))
     full = data.unsqueeze(0).expand(k, n, d)
@@ -236,7 +239,7 @@ def _fit_one(model: nn.Module, data: torch.Tensor, k: int, settings: TrainingSet
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            scheduler.step()
+        scheduler.step()
         last = epoch == int(settings.epochs) - 1
         timed_out = settings.deadline is not None and time.perf_counter() > settings.deadline
         if settings.report_every and epoch % settings.report_every == 0 or last or timed_out:

@@ -15,7 +15,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from automl_od.data import TableEncoder, as_frame
-from automl_od.errors import TrialFailed
+from automl_od.errors import TrialFailed, UserInputError
 from automl_od.registry import Registry, default_registry
 from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
 
@@ -76,6 +76,7 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             self.detector_.fit(fit_X, **fit_kwargs)
         raw = self._raw(matrix)
         self.scale_ = EmpiricalScoreScale().fit(raw)
+        self.contribution_baseline_ = self._contribution_baseline(matrix)
         self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
         self.offset_ = -self.threshold_
         return self
@@ -108,7 +109,68 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def is_outlier(self, X: Any) -> np.ndarray:
         return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
 
-    def score_frame(self, X: Any) -> pl.DataFrame:
+    def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
+        """anomaly_score and is_outlier per row; with ``explain`` = N also the N columns that
+        contribute most to each row's score (see :meth:`explain`)."""
+        if explain:
+            return self.explain(X, top=explain)
         scores = self.anomaly_score(X)
         return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
+
+    # -- why is this row an outlier? ---------------------------------------------------------
+
+    def _contribution_baseline(self, matrix: np.ndarray, max_rows: int = 2_000) -> np.ndarray | None:
+        """Median per-column contribution on (a subsample of) the training rows, or None when the
+        detector's score is not a sum over features."""
+        if not hasattr(self.detector_, "feature_contributions"):
+            return None
+        rows = matrix
+        if len(matrix) > max_rows:
+            rows = matrix[np.sort(np.random.default_rng(self.random_state).choice(len(matrix), size=max_rows, replace=False))]
+        return np.median(self._column_contributions(rows), axis=0)
+
+    def _column_contributions(self, matrix: np.ndarray) -> np.ndarray:
+        terms = np.asarray(self.detector_.feature_contributions(matrix), dtype=np.float64)
+        sources = self.encoder_.source_columns()
+        if terms.shape != (matrix.shape[0], len(sources)):
+            raise TrialFailed(f"detector {self.detector!r} returned contributions of shape {terms.shape}, expected {(matrix.shape[0], len(sources))}")
+        names = self.contribution_columns_
+        index = np.array([names.index(source) for source in sources])
+        summed = np.zeros((matrix.shape[0], len(names)))
+        np.add.at(summed.T, index, terms.T)  # the terms of one-hot/missing-indicator features add up per column
+        return summed
+
+    @property
+    def contribution_columns_(self) -> list[str]:
+        """The input columns that reach the detector (selected by the ranker, not constant)."""
+        return list(dict.fromkeys(self.encoder_.source_columns()))
+
+    def feature_contributions(self, X: Any) -> pl.DataFrame:
+        """Per input column, how much it raises each row's raw score above what is typical on the
+        training rows (the detector's per-feature terms, summed over the column's encoded features,
+        minus their training median). Columns the ranker dropped or that were constant are absent.
+
+        Available for detectors whose score is a sum over features (autoencoders, ECOD, COPOD,
+        HBOS, ...); raises :class:`~automl_od.errors.UserInputError` for the others.
+        """
+        if getattr(self, "contribution_baseline_", None) is None:
+            raise UserInputError(f"detector {self.detector!r} does not break its score down by feature; "
+                                 f"explanations need one that does (for example pae, autoencoder, ecod, copod, hbos)")
+        excess = self._column_contributions(self.transform_features(X)) - self.contribution_baseline_
+        return pl.DataFrame(excess, schema=self.contribution_columns_, orient="row")
+
+    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
+        """anomaly_score, is_outlier and, per row, the ``top`` columns with the largest
+        contributions (``top_1`` .. ``top_N`` and ``top_1_contribution`` ..)."""
+        contributions = self.feature_contributions(X)
+        scores = self.anomaly_score(X)
+        values = contributions.to_numpy()
+        names = np.asarray(contributions.columns, dtype=object)
+        top = max(1, min(int(top), values.shape[1]))
+        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        columns: dict[str, Any] = {"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)}
+        for i in range(top):
+            columns[f"top_{i + 1}"] = names[order[:, i]].tolist()
+            columns[f"top_{i + 1}_contribution"] = np.take_along_axis(values, order[:, i:i + 1], axis=1).ravel()
+        return pl.DataFrame(columns)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
 from automl_od.spaces import SearchSpace
 from automl_od.trial import SearchData, flatten_config, run_trial
@@ -57,8 +58,11 @@ class DefineByRun:
 
 
 def _trainable(config: dict[str, Any], data: SearchData) -> None:
+    import ray
     from ray import tune
 
+    # deep detectors train on the device Ray assigned to this trial (automl_od.neural.resolve_device)
+    os.environ[DEVICE_ENV] = "cuda" if ray.get_gpu_ids() else "cpu"
     result = run_trial(config["pipeline"], data, report=tune.report)
     result.pop("traceback", None)
     tune.report(result)

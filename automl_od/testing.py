@@ -27,7 +27,9 @@ def check_detector(component: Component, params: dict[str, Any] | None = None) -
     Checks: ``fit`` returns self; ``anomaly_score`` returns one finite float per row; clear
     outliers score higher than the inliers' median (higher = more abnormal); the fitted object
     pickles and scores identically after a round trip; with a fixed ``random_state`` two fits
-    agree; a single column and a single-row batch work.
+    agree; a single column and a single-row batch work; a constant and a duplicated column and
+    an extreme value (1e12) give finite scores or a clean ``TrialFailed``; where the detector has
+    ``feature_contributions(X)``, it returns (rows, columns) terms that add up to the score.
     """
     assert component.kind == "detector", f"{component.name} is a {component.kind}, not a detector"
     params = dict(params or {})
@@ -54,3 +56,30 @@ def check_detector(component: Component, params: dict[str, Any] | None = None) -
     single = component.build(params, random_state=0)
     single.fit(inliers[:, :1], y) if uses_labels else single.fit(inliers[:, :1])
     assert np.asarray(single.anomaly_score(outliers[:1, :1])).shape == (1,), f"{component.name}: one column / one row failed"
+    _check_awkward_columns(component, params, inliers, outliers, y, uses_labels)
+    if hasattr(detector, "feature_contributions"):
+        contributions = np.asarray(detector.feature_contributions(outliers), dtype=float)
+        assert contributions.shape == outliers.shape, f"{component.name}: feature_contributions must return one value per row and column"
+        np.testing.assert_allclose(contributions.sum(axis=1), outlier_scores, rtol=1e-6, atol=1e-8,
+                                   err_msg=f"{component.name}: feature contributions must add up to the score")
+
+
+def _check_awkward_columns(component: Component, params: dict[str, Any], inliers: np.ndarray, outliers: np.ndarray,
+                           y: np.ndarray, uses_labels: bool) -> None:
+    """A constant and a duplicated column in training, an extreme value when scoring: finite
+    scores, or a clean :class:`~automl_od.errors.TrialFailed` with a reason."""
+    from automl_od.errors import TrialFailed
+
+    def awkward(x: np.ndarray) -> np.ndarray:
+        return np.c_[x, np.full(len(x), 3.0), x[:, :1]]
+
+    detector = component.build(params, random_state=0)
+    try:
+        detector.fit(awkward(inliers), y) if uses_labels else detector.fit(awkward(inliers))
+        query = awkward(np.r_[inliers[:3], outliers[:1]])
+        query[-1, 0] = 1e12
+        scores = np.asarray(detector.anomaly_score(query), dtype=float)
+    except TrialFailed as exc:
+        assert str(exc).strip(), f"{component.name}: TrialFailed needs a reason"
+        return
+    assert np.all(np.isfinite(scores)), f"{component.name}: constant/duplicated columns or an extreme value gave non-finite scores {scores}"

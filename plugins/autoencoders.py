@@ -36,12 +36,12 @@ class AutoencoderDetector:
     probabilistic = False
 
     def __init__(self, width: float = 1.0, depth: int | str = "auto", activation: str = "relu", dropout: float = 0.0,
-                 lr: float = 1e-3, lr_halving_steps: int = 1000, epochs: int = 500, batch_size: int | str = "full",
+                 lr: float = 1e-3, lr_halving_epochs: int = 1000, epochs: int = 500, batch_size: int | str = "full",
                  n_models: int = 1, mss: bool = False, mss_k: int = 10, mss_steps: int = 1,
                  max_train_rows: int = 20_000, max_sample_passes: int = 3_000_000, time_limit_s: float | None = None,
                  device: str = "auto", random_state: int | None = None) -> None:
         self.width, self.depth, self.activation, self.dropout = width, depth, activation, dropout
-        self.lr, self.lr_halving_steps, self.epochs, self.batch_size = lr, lr_halving_steps, epochs, batch_size
+        self.lr, self.lr_halving_epochs, self.epochs, self.batch_size = lr, lr_halving_epochs, epochs, batch_size
         self.n_models, self.mss, self.mss_k, self.mss_steps = n_models, mss, mss_k, mss_steps
         self.max_train_rows, self.max_sample_passes, self.time_limit_s = max_train_rows, max_sample_passes, time_limit_s
         self.device, self.random_state = device, random_state
@@ -57,7 +57,7 @@ class AutoencoderDetector:
         if len(X) < 2:
             raise TrialFailed("an autoencoder needs at least 2 training rows")
         self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0) + neural.EPS
-        z = self._standardise(X)
+        z = self.standardise(X)
         n, d = z.shape
         self.n_features_in_ = d
         self.hidden_ = neural.hidden_widths(d, width=self.width, depth=self.depth)
@@ -65,7 +65,7 @@ class AutoencoderDetector:
         self.mss_ = MeanShiftScorer(self.mss_k, self.mss_steps, random_state=self.random_state).fit(z) if self.mss else None
         seeds = [int(s) for s in np.random.default_rng(self.random_state).integers(2**31 - 1, size=int(self.n_models))]
         settings = neural.TrainingSettings(
-            epochs=self.epochs_run_, lr=float(self.lr), lr_halving_steps=int(self.lr_halving_steps),
+            epochs=self.epochs_run_, lr=float(self.lr), lr_halving_epochs=int(self.lr_halving_epochs),
             batch_size=None if self.batch_size == "full" else int(self.batch_size), activation=self.activation,
             dropout=float(self.dropout), shuffle_seed=seeds[0], report_every=max(1, self.epochs_run_ // 10),
             deadline=None if self.time_limit_s is None else time.perf_counter() + float(self.time_limit_s))
@@ -82,14 +82,15 @@ class AutoencoderDetector:
         self.training_losses_ = settings.losses
         return self
 
-    def _standardise(self, X: np.ndarray) -> np.ndarray:
+    def standardise(self, X: np.ndarray) -> np.ndarray:
+        """Rows as the networks see them: z-scored with the training mean and std (+1e-5)."""
         return (np.asarray(X, dtype=np.float64) - self.mean_) / self.std_
 
     def feature_contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature terms of the score (n, d), averaged over the packed networks."""
         from automl_od import neural
 
-        z = self._standardise(X)
+        z = self.standardise(X)
         mu, var = neural.reconstruct(self.model_, z, probabilistic=self.probabilistic)
         target = z if self.mss_ is None else self.mss_.transform(z)
         alpha, beta = self._score_weights()
@@ -108,12 +109,12 @@ class ProbabilisticAutoencoderDetector(AutoencoderDetector):
     probabilistic = True
 
     def __init__(self, alpha: float = 0.5, beta: float = 2.0, width: float = 1.0, depth: int | str = "auto",
-                 activation: str = "relu", dropout: float = 0.0, lr: float = 1e-3, lr_halving_steps: int = 1000,
+                 activation: str = "relu", dropout: float = 0.0, lr: float = 1e-3, lr_halving_epochs: int = 1000,
                  epochs: int = 500, batch_size: int | str = "full", n_models: int = 1, mss: bool = False,
                  mss_k: int = 10, mss_steps: int = 1, max_train_rows: int = 20_000, max_sample_passes: int = 3_000_000,
                  time_limit_s: float | None = None, device: str = "auto", random_state: int | None = None) -> None:
         super().__init__(width=width, depth=depth, activation=activation, dropout=dropout, lr=lr,
-                         lr_halving_steps=lr_halving_steps, epochs=epochs, batch_size=batch_size, n_models=n_models,
+                         lr_halving_epochs=lr_halving_epochs, epochs=epochs, batch_size=batch_size, n_models=n_models,
                          mss=mss, mss_k=mss_k, mss_steps=mss_steps, max_train_rows=max_train_rows,
                          max_sample_passes=max_sample_passes, time_limit_s=time_limit_s, device=device,
                          random_state=random_state)

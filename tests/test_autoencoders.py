@@ -60,7 +60,7 @@ def test_packed_training_equals_separate_runs():
     seeds = [3, 11, 42]
 
     def settings():
-        return neural.TrainingSettings(epochs=15, batch_size=32, lr=3e-3, lr_halving_steps=20, shuffle_seed=7)
+        return neural.TrainingSettings(epochs=15, batch_size=32, lr=3e-3, lr_halving_epochs=5, shuffle_seed=7)
 
     packed = neural.train(x, sizes, seeds, settings(), probabilistic=True, device=CPU, packed=True)
     separate = neural.train(x, sizes, seeds, settings(), probabilistic=True, device=CPU, packed=False)

@@ -107,3 +107,27 @@ def test_search_uses_the_outrank_ranker_with_a_searched_top_k(mixed_frame):
     assert all(0.3 <= k <= 0.6 for k in model.leaderboard_.get_column("keep").to_list())
     selected = model.best_pipeline_.selected_columns_
     assert 1 <= len(selected) < mixed_frame.width and "amount" in selected  # the informative column survives the cut
+
+
+def test_search_over_the_new_detectors_with_early_stopping_and_explanations(blob_data, tmp_path):
+    """Deep and classical detectors from the zoo in one search; per-epoch reports reach ASHA."""
+    import json
+
+    X, y = blob_data
+    frame = pl.DataFrame(X, schema=list("abcd"))
+    epochs = {"type": "int", "low": 20, "high": 60}
+    space = {"detectors": {"pae": {"epochs": epochs, "mss": {"type": "categorical", "choices": [False, True]}},
+                           "autoencoder": {"epochs": epochs}, "isolation_forest": "default"}}
+    model = AutoOD(budget=6, space=space, controller="random", early_stopping=True, random_state=0, out_dir=tmp_path).fit(frame)
+    board = model.leaderboard_
+    trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
+    # an autoencoder reports its validation reward about every tenth epoch, then the final result
+    assert all(t["reports"] > 5 for t in trials if t["detector"] != "isolation_forest" and t["status"] == "ok")
+    assert set(board.get_column("detector").to_list()) <= {"pae", "autoencoder", "isolation_forest"}
+    deep = board.filter(pl.col("detector") != "isolation_forest")
+    assert deep.height >= 2 and deep.filter(pl.col("status") == "ok").height >= 1
+    assert roc_auc_score(y, model.anomaly_score(frame)) > 0.9
+    if model.best_params_["detector"] != "isolation_forest":
+        explained = model.explain(frame, top=2)
+        assert explained.columns[:3] == ["anomaly_score", "is_outlier", "top_1"]
+        assert set(explained.get_column("top_1").to_list()) <= set("abcd")
