@@ -23,6 +23,9 @@ DISABLE_AUTOLOAD_ENV = "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD"
 #: The built-in plugins, registered exactly like third-party ones.
 DEFAULT_PLUGINS = (
     "automl_od.plugins.sklearn_detectors",
+    "automl_od.plugins.classical_detectors",
+    "automl_od.plugins.pyod_adapter",
+    "automl_od.plugins.autoencoders",
     "automl_od.plugins.basic_rankers",
     "automl_od.plugins.outrank",
     "automl_od.plugins.basic_resamplers",

@@ -45,6 +45,8 @@ def test_plugins_lists_builtins_with_versions():
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     components = {c["name"] for p in plugins.values() for c in p["components"]}
     assert {"isolation_forest", "one_class_svm", "all_features", "none", "tpe", "random"} <= components
+    # the detector zoo (Done means of the detector issue: `automl-od plugins` lists the new detectors)
+    assert {"pae", "autoencoder", "gaussian_mixture", "knn", "ecod", "copod", "hbos"} <= components
     assert plugins["automl_od.plugins.sklearn_detectors"]["version"]
     text = run_cli("plugins").stdout
     assert "automl_od.plugins.sklearn_detectors" in text and "built-in" in text

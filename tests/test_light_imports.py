@@ -1,4 +1,4 @@
-"""Detectors must import and run where only numpy, scikit-learn and torch exist (GPU boxes)."""
+"""Detectors must import and run where only numpy, scikit-learn, pluggy and torch exist (GPU boxes)."""
 
 from __future__ import annotations
 
@@ -31,21 +31,38 @@ def test_detectors_run_without_ray_optuna_mlflow():
 DETECTORS_ONLY = """
 import sys
 
-class Block:  # the GPU machine has numpy, scikit-learn, torch and pluggy only
+import importlib.machinery
+
+
+class Absent:  # the GPU machine has numpy, scikit-learn, torch and pluggy only
     BLOCKED = ("ray", "optuna", "mlflow", "polars", "yaml", "pandas", "pyarrow")
 
     def find_spec(self, name, path=None, target=None):
+        # a spec whose loader refuses: `import x` fails, while probes such as torch's
+        # importlib.util.find_spec("pandas") still get an answer instead of an exception
         if name.split(".")[0] in self.BLOCKED:
-            raise ModuleNotFoundError(f"blocked: {name}")
+            return importlib.machinery.ModuleSpec(name, self)
         return None
 
-sys.meta_path.insert(0, Block())
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"blocked: {spec.name}")
+
+    def exec_module(self, module):
+        raise ModuleNotFoundError(f"blocked: {module.__name__}")
+
+
+sys.meta_path.insert(0, Absent())
 import numpy as np
 from automl_od import Capabilities, Component
 from automl_od.plugins.sklearn_detectors import IsolationForestDetector, RobustCovarianceDetector
+from automl_od.plugins.classical_detectors import ECODDetector, HBOSDetector
+from automl_od.plugins.autoencoders import ProbabilisticAutoencoderDetector
 from automl_od.testing import check_detector
-for factory in (IsolationForestDetector, RobustCovarianceDetector):
+for factory in (IsolationForestDetector, RobustCovarianceDetector, ECODDetector, HBOSDetector):
     check_detector(Component(factory.__name__, "detector", factory, {}, Capabilities()))
+check_detector(Component("pae", "detector", ProbabilisticAutoencoderDetector, {}, Capabilities()),
+               {"epochs": 30, "mss": True, "n_models": 2})
+assert not [name for name in Absent.BLOCKED if name in sys.modules]
 print("ok")
 """
 
