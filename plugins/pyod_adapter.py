@@ -21,12 +21,9 @@ import numpy as np
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component
 from automl_od.errors import TrialFailed
+from automl_od.plugins.classical_detectors import _bounded, _finite
 from automl_od.plugins.sklearn_detectors import _subsample
 from automl_od.spaces import builtin_space_file
-
-_FLOAT_MAX = float(np.finfo(np.float64).max)
-#: Inputs are clipped to +-this: PyOD squares them (variances, distances), and 1e300**2 is inf.
-_BOUND = 1e100
 
 
 def pyod_available() -> bool:
@@ -64,7 +61,7 @@ class _PyODAdapter:
         return getattr(module, class_name)
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> _PyODAdapter:
-        X = np.clip(np.asarray(X, dtype=np.float64), -_BOUND, _BOUND)
+        X = _bounded(X)  # PyOD squares values (variances, distances)
         X = _subsample(X, self.max_train_rows, self.random_state)
         self.columns_ = np.flatnonzero(np.ptp(X, axis=0) > 0)
         if len(self.columns_) == 0:
@@ -80,13 +77,13 @@ class _PyODAdapter:
         return self
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        X = np.clip(np.asarray(X, dtype=np.float64)[:, self.columns_], -_BOUND, _BOUND)
+        X = _bounded(np.asarray(X)[:, self.columns_])
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             scores = np.asarray(self.model_.decision_function(X), dtype=np.float64).reshape(-1)
         if np.isnan(scores).any():
             raise TrialFailed(f"PyOD {self.pyod_class} produced NaN scores")
-        return np.clip(scores, -_FLOAT_MAX, _FLOAT_MAX)
+        return _finite(scores)
 
 
 class PyODPCA(_PyODAdapter):
