@@ -256,6 +256,25 @@ class TableEncoder:
                 names.append(f"{plan.name}__frequency")
         return names
 
+    def categorical_groups(self) -> list[list[int]]:
+        """Output-column indices that hold categories rather than quantities: each one-hot block
+        (its levels plus "<other>"), each frequency-encoded column and each 0/1 missing indicator.
+        Resamplers use them (SMOTE-NC copies such values instead of interpolating them)."""
+        groups: list[list[int]] = []
+        start = 0
+        for plan in self.plans_:
+            if plan.kind == "numeric":
+                if plan.missing_indicator:
+                    groups.append([start + 1])
+                start += 1 + plan.missing_indicator
+            elif plan.kind == "onehot":
+                groups.append(list(range(start, start + len(plan.levels) + 1)))
+                start += len(plan.levels) + 1
+            else:
+                groups.append([start])
+                start += 1
+        return groups
+
     def source_columns(self) -> list[str]:
         """The input column each output feature comes from (same order as ``feature_names_out_``)."""
         sources = []

@@ -6,6 +6,7 @@ ranker -> top-k columns -> encoder -> resampler (labelled, label-using detectors
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -59,9 +60,14 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         uses_labels = detector.capabilities.uses_labels or detector.capabilities.needs_labels
         self.resampling_note_ = "no labels" if labels is None else "detector does not use labels"
         if labels is not None and uses_labels and self.resampler is not None:
-            resampler = registry.get("resampler", self.resampler).build(self.resampler_params, random_state=self.random_state)
-            fit_X, fit_y = resampler.fit_resample(fit_X, fit_y)
-            self.resampling_note_ = f"resampled with {self.resampler}"
+            component = registry.get("resampler", self.resampler)
+            resampler = component.build(self.resampler_params, random_state=self.random_state)
+            extra = {}
+            if "categorical" in inspect.signature(resampler.fit_resample).parameters:
+                extra["categorical"] = self.encoder_.categorical_groups()
+            fit_X, fit_y = resampler.fit_resample(fit_X, fit_y, **extra)
+            # a resampler may say what it did or why it did less (e.g. too few anomalies for its k)
+            self.resampling_note_ = getattr(resampler, "note_", None) or f"resampled with {self.resampler}"
         elif labels is not None and not uses_labels and 0 < labels.sum() < len(labels):
             # an unsupervised detector learns "normal": keep the known anomalies out of it
             fit_X, fit_y = fit_X[labels == 0], None

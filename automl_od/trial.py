@@ -63,6 +63,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
     deadline = None if data.trial_timeout_s is None else started + data.trial_timeout_s
     plan = data.plan
     per_fold: list[dict[str, float]] = []
+    resampling: list[str] = []
 
     def check_deadline() -> None:
         if deadline is not None and time.perf_counter() > deadline:
@@ -84,6 +85,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
                     report({"reward": reward, "status": "running", "epoch": epoch})
 
             pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(pipeline, data, fold, train_frame, y_train))
+            resampling.append(pipeline.resampling_note_)
             val_scores = pipeline.raw_score(val_frame)
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))
         summary = combine(plan, per_fold)
@@ -96,6 +98,8 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
         else:
             result = {}
         result.update({"reward": FAILED_REWARD, "status": "failed", "reason": reason})
+    if resampling:
+        result["resampling"] = "; ".join(dict.fromkeys(resampling))
     result["duration_s"] = time.perf_counter() - started
     result["folds_done"] = len(per_fold)
     return result
