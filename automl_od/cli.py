@@ -12,11 +12,12 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from automl_od.errors import AutoODError, UserInputError
+from automl_od.errors import AutoODError, SearchNotice, UserInputError
 
 EXIT_USAGE = 2
 DEFAULT_RANKER = "outrank"
@@ -224,7 +225,17 @@ def cmd_search(args: argparse.Namespace) -> int:
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    out_dir=str(out), verbose=not args.quiet)
     try:
-        model.fit(features, y, resume=args.resume)
+        with warnings.catch_warnings():
+            default_show = warnings.showwarning
+
+            def show(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
+                if issubclass(category, SearchNotice):
+                    print(f"notice: {message}", file=sys.stderr)
+                else:
+                    default_show(message, category, *rest, **kwargs)
+
+            warnings.showwarning = show
+            model.fit(features, y, resume=args.resume)
     except KeyboardInterrupt:
         print(f"automl-od: interrupted; finished trials are kept in {out}; resume with: "
               f"automl-od search {args.data} --resume --out {out}", file=sys.stderr)

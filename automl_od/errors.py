@@ -28,3 +28,8 @@ class UnknownComponent(UserInputError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SearchNotice(UserWarning):
+    """Something the user should know about a search that still runs (e.g. labels that mark no
+    anomaly, or too few of them for a reliable reward); the CLI prints it as a notice line."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from automl_od.data import as_frame, validate_labels
-from automl_od.errors import UserInputError
+from automl_od.errors import SearchNotice, UserInputError
 from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
 
 #: The fewest rows a search accepts (each of the 3 validation folds needs some rows to score).
@@ -107,6 +108,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         plan = make_plan(frame, labels, novelty=self.novelty, contamination=contamination, random_state=self.random_state)
         self.evaluation_ = plan.description
         self.evaluation_mode_ = plan.mode
+        self.evaluation_notes_ = plan.notes
+        for note in plan.notes:
+            warnings.warn(note, SearchNotice, stacklevel=2)
         data = SearchData(frame=frame, y=labels, plan=plan, contamination=self.contamination, novelty=self.novelty,
                           random_state=self.random_state, trial_timeout_s=self.trial_timeout_s)
         resources = dict(self.resources_per_trial or {})

@@ -3,8 +3,11 @@
 Labels follow ADBench: y = 1 marks a known anomaly, y = 0 everything else; y = None means no
 labels at all. The mode is chosen from the labels once, on the driver:
 
-- ``labelled`` (>= 3 labelled anomalies): stratified 3-fold validation; reward = mean AUROC of
-  the labelled anomalies against the other validation rows (AUPR reported too).
+- ``labelled`` (>= 3 labelled anomalies): stratified 3-fold validation, repeated with other
+  shuffles while labelled anomalies are few (2 repeats below 30, so 6 fits per trial) because a
+  fold then holds only a handful of them; reward = mean AUROC of the labelled anomalies against
+  the other validation rows, which include any unlabelled anomalies (so the reward understates
+  a detector that also finds those); its spread over the folds is reported as ``reward_std``.
 - ``few_labels`` (1 or 2 labelled anomalies, where stratified folds and a per-fold AUROC are
   undefined): 3 folds with each anomaly held out in a different fold (leave-one-anomaly-out);
   reward = 0.5 * mean AUROC over the folds that hold an anomaly (the anomaly's rank among the
@@ -33,12 +36,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score, roc_auc_score
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import KFold, RepeatedStratifiedKFold, StratifiedKFold
 
 from automl_od.data import TableEncoder, _is_categorical
 
 N_FOLDS = 3
 MIN_LABELLED_FOR_FOLDS = 3
+#: below this many labelled anomalies the stratified folds are repeated (REPEATS times)
+FEW_LABELLED = 30
+REPEATS = 2
 #: A failed trial reports this reward to the controller (the worst possible), so it learns
 #: to avoid what fails; the leaderboard records it as failed with its reason instead.
 FAILED_REWARD = 0.0
@@ -55,8 +61,9 @@ class EvaluationPlan:
 
     @property
     def description(self) -> str:
+        repeats = len(self.folds) // N_FOLDS
         return {
-            "labelled": f"{len(self.folds)}-fold stratified AUROC on the labelled anomalies",
+            "labelled": f"{N_FOLDS}-fold stratified AUROC on the labelled anomalies" + (f", {repeats} repeats" if repeats > 1 else ""),
             "few_labels": "leave-one-anomaly-out AUROC blended 50/50 with the label-free consensus reward",
             "label_free": "AUROC against a consensus of isolation forest, k-NN and tail-probability scores",
             "novelty": "AUROC of held-out clean rows against synthetic uniform outliers",
@@ -71,7 +78,8 @@ def make_plan(frame: pl.DataFrame, y: np.ndarray | None, *, novelty: bool = Fals
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # StratifiedKFold warns when a class has < n_splits rows
         if n_labelled >= MIN_LABELLED_FOR_FOLDS:
-            splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+            repeats = REPEATS if n_labelled < FEW_LABELLED else 1
+            splitter = RepeatedStratifiedKFold(n_splits=n_folds, n_repeats=repeats, random_state=seed)
             folds = list(splitter.split(np.zeros(n), y))
             return EvaluationPlan("labelled", folds, y=y)
         if n_labelled > 0:
@@ -83,7 +91,13 @@ def make_plan(frame: pl.DataFrame, y: np.ndarray | None, *, novelty: bool = Fals
         return EvaluationPlan("novelty", folds, synthetic=synthetic_outliers(frame, n_rows=max(50, n // n_folds), seed=seed))
     pseudo = consensus_pseudo_labels(frame, contamination=contamination, seed=seed)
     mode = "few_labels" if n_labelled > 0 else "label_free"
-    return EvaluationPlan(mode, folds, y=y if n_labelled else None, pseudo_labels=pseudo)
+    notes = []
+    if y is not None and n_labelled == 0:
+        notes.append("the labels mark no row as an anomaly: searching without labels")
+    elif n_labelled:
+        notes.append(f"only {n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'}: the validation reward is "
+                     "unreliable (leave-one-anomaly-out, blended with the label-free reward)")
+    return EvaluationPlan(mode, folds, y=y if n_labelled else None, pseudo_labels=pseudo, notes=notes)
 
 
 def consensus_scores(frame: pl.DataFrame, seed: int = 0) -> np.ndarray:

@@ -35,6 +35,8 @@ EPS = 1e-5
 #: Network inputs are clipped to this many standard deviations so extreme values cannot
 #: overflow float32 activations; scores still use the unclipped value (in float64).
 INPUT_CLIP = 1e4
+#: keeps the inverse error of a perfectly reconstructed labelled anomaly finite
+SEMI_SUPERVISED_EPS = 1e-2
 #: rows per step x widest layer x models trained together, below which CPU training uses one thread
 SMALL_WORK = 2_000_000
 
@@ -146,6 +148,24 @@ def training_loss(x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor | None) -
     return per_row.mean(-1)
 
 
+def semi_supervised_loss(x: torch.Tensor, mu: torch.Tensor, var: torch.Tensor | None, is_anomaly: torch.Tensor,
+                         weight: float) -> torch.Tensor:
+    """Per-model loss (K,) with labelled anomalies, in the spirit of Deep SAD (Ruff et al. 2020):
+    the usual loss on the other rows plus ``weight`` x the mean inverse reconstruction error of
+    the labelled anomalies, which pushes their error up (the error is the squared error, scaled
+    by the predicted variance for a probabilistic network, so it is never negative)."""
+    normal = ~is_anomaly
+    if bool(normal.any()):
+        loss = training_loss(x[:, normal], mu[:, normal], None if var is None else var[:, normal])
+    else:  # a mini-batch of labelled anomalies only
+        loss = x.new_zeros(x.shape[0])
+    if bool(is_anomaly.any()):
+        squared = (x[:, is_anomaly] - mu[:, is_anomaly]) ** 2
+        error = (squared if var is None else squared / (var[:, is_anomaly] + EPS)).sum(-1)
+        loss = loss + weight * (1.0 / (error + SEMI_SUPERVISED_EPS)).mean(-1)
+    return loss
+
+
 def feature_errors(target: np.ndarray, mu: np.ndarray, var: np.ndarray | None, *, alpha: float = 0.5,
                    beta: float = 2.0) -> np.ndarray:
     """Per-feature score terms (float64): APRE ``alpha (t - mu)^2 / (var + eps) + beta log(var + eps)``
@@ -174,17 +194,19 @@ class TrainingSettings:
     shuffle_seed: int = 0
     report_every: int = 0  # call epoch_callback every this many epochs (0: never)
     deadline: float | None = None  # time.perf_counter() value after which training stops early
+    anomaly_weight: float = 1.0  # weight of the labelled anomalies' term (when train gets labels)
     losses: list[float] = field(default_factory=list)
 
 
 def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int], settings: TrainingSettings, *,
-          probabilistic: bool, device: torch.device, packed: bool = True,
+          probabilistic: bool, device: torch.device, packed: bool = True, labels: np.ndarray | None = None,
           epoch_callback: Callable[[int, nn.Module], None] | None = None) -> nn.Module:
     """Train len(seeds) autoencoders on x (n, d; already standardised) and return them as one
     ``PackedAutoencoder`` (packed) or an ``nn.ModuleList`` of ``SingleAutoencoder`` (not packed).
 
     ``epoch_callback(epoch, module)`` is called every ``settings.report_every`` epochs and after
-    the last one, with the module in eval mode (it may score with it).
+    the last one, with the module in eval mode (it may score with it). ``labels`` (1 = labelled
+    anomaly) switch to :func:`semi_supervised_loss`.
     """
     data = torch.as_tensor(np.clip(x, -INPUT_CLIP, INPUT_CLIP), dtype=torch.float32, device=device)
     if packed:
@@ -192,10 +214,12 @@ def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int],
     else:
         models = [SingleAutoencoder(sizes, seed, settings.activation, settings.dropout).to(device) for seed in seeds]
     settings.losses = []
+    anomalies = None if labels is None else torch.as_tensor(np.asarray(labels) == 1, device=device)
     step_rows = min(len(x), settings.batch_size or len(x))
     with _threads_for(device, step_rows * max(max(size) for size in sizes) * (len(seeds) if packed else 1)):
         for model in models:
-            _fit_one(model, data, len(seeds) if packed else 1, settings, probabilistic, epoch_callback if packed else None)
+            _fit_one(model, data, len(seeds) if packed else 1, settings, probabilistic, epoch_callback if packed else None,
+                     anomalies)
     result = models[0] if packed else nn.ModuleList(models)
     if not packed and epoch_callback is not None:
         epoch_callback(settings.epochs - 1, result)
@@ -219,7 +243,7 @@ def _threads_for(device: torch.device, work: int) -> Iterator[None]:
 
 
 def _fit_one(model: nn.Module, data: torch.Tensor, k: int, settings: TrainingSettings, probabilistic: bool,
-             epoch_callback: Callable[[int, nn.Module], None] | None) -> None:
+             epoch_callback: Callable[[int, nn.Module], None] | None, anomalies: torch.Tensor | None = None) -> None:
     n, d = data.shape
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, foreach=True)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, int(settings.lr_halving_epochs)), gamma=0.5)
@@ -229,13 +253,17 @@ def _fit_one(model: nn.Module, data: torch.Tensor, k: int, settings: TrainingSet
     for epoch in range(int(settings.epochs)):
         model.train()
         if batch == n:
-            batches = [full]
+            batches = [(full, anomalies)]
         else:
             order = torch.randperm(n, generator=order_generator).to(data.device)
-            batches = [data[order[i:i + batch]].unsqueeze(0).expand(k, -1, d) for i in range(0, n, batch)]
-        for xb in batches:
+            batches = [(data[rows].unsqueeze(0).expand(k, -1, d), None if anomalies is None else anomalies[rows])
+                       for rows in (order[i:i + batch] for i in range(0, n, batch))]
+        for xb, is_anomaly in batches:
             mu, var = split_output(model(xb), d, probabilistic)
-            loss = training_loss(xb, mu, var).sum()
+            if is_anomaly is None:
+                loss = training_loss(xb, mu, var).sum()
+            else:
+                loss = semi_supervised_loss(xb, mu, var, is_anomaly, settings.anomaly_weight).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = (
     "automl_od.plugins.basic_rankers",
     "automl_od.plugins.outrank",
     "automl_od.plugins.basic_resamplers",
+    "automl_od.plugins.smote",
     "automl_od.plugins.optuna_controllers",
 )
 

@@ -19,6 +19,7 @@ not when the plugin is registered.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ class AutoencoderDetector:
     """Plain autoencoder; score = squared reconstruction error summed over features."""
 
     probabilistic = False
+    uses_labels = False
 
     def __init__(self, width: float = 1.0, depth: int | str = "auto", activation: str = "relu", dropout: float = 0.0,
                  lr: float = 1e-3, lr_halving_epochs: int = 1000, epochs: int = 500, batch_size: int | str = "full",
@@ -49,11 +51,24 @@ class AutoencoderDetector:
     def _score_weights(self) -> tuple[float, float]:
         return 1.0, 1.0
 
+    def _training_rows(self, X: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """At most ``max_train_rows`` rows (seeded); labelled anomalies are always kept."""
+        if not self.uses_labels or y is None:
+            return _subsample(X, self.max_train_rows, self.random_state), None
+        labels = (np.asarray(y) == 1).astype(np.int64)
+        if len(X) > self.max_train_rows:
+            others = np.flatnonzero(labels == 0)
+            n_keep = max(0, int(self.max_train_rows) - int(labels.sum()))
+            keep = np.random.default_rng(self.random_state).choice(others, size=min(n_keep, len(others)), replace=False)
+            rows = np.sort(np.r_[np.flatnonzero(labels == 1), keep])
+            X, labels = X[rows], labels[rows]
+        return X, labels
+
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, epoch_callback: Any = None) -> AutoencoderDetector:
         from automl_od import neural
         from automl_od.mss import MeanShiftScorer
 
-        X = _subsample(np.asarray(X, dtype=np.float64), self.max_train_rows, self.random_state)
+        X, labels = self._training_rows(np.asarray(X, dtype=np.float64), y)
         if len(X) < 2:
             raise TrialFailed("an autoencoder needs at least 2 training rows")
         self.mean_, self.std_ = X.mean(axis=0), X.std(axis=0) + neural.EPS
@@ -62,13 +77,16 @@ class AutoencoderDetector:
         self.n_features_in_ = d
         self.hidden_ = neural.hidden_widths(d, width=self.width, depth=self.depth)
         self.epochs_run_ = min(int(self.epochs), max(1, int(self.max_sample_passes) // n))
-        self.mss_ = MeanShiftScorer(self.mss_k, self.mss_steps, random_state=self.random_state).fit(z) if self.mss else None
+        # mean shift moves towards the data the network learns as normal
+        reference = z if labels is None or labels.all() else z[labels == 0]
+        self.mss_ = MeanShiftScorer(self.mss_k, self.mss_steps, random_state=self.random_state).fit(reference) if self.mss else None
         seeds = [int(s) for s in np.random.default_rng(self.random_state).integers(2**31 - 1, size=int(self.n_models))]
         settings = neural.TrainingSettings(
             epochs=self.epochs_run_, lr=float(self.lr), lr_halving_epochs=int(self.lr_halving_epochs),
             batch_size=None if self.batch_size == "full" else int(self.batch_size), activation=self.activation,
             dropout=float(self.dropout), shuffle_seed=seeds[0], report_every=max(1, self.epochs_run_ // 10),
-            deadline=None if self.time_limit_s is None else time.perf_counter() + float(self.time_limit_s))
+            deadline=None if self.time_limit_s is None else time.perf_counter() + float(self.time_limit_s),
+            anomaly_weight=float(getattr(self, "anomaly_weight", 1.0)))
 
         def on_epoch(epoch: int, module: Any) -> None:
             self.model_ = module
@@ -77,7 +95,7 @@ class AutoencoderDetector:
 
         sizes = neural.layer_sizes(d, self.hidden_, self.probabilistic)
         model = neural.train(z, sizes, seeds, settings, probabilistic=self.probabilistic,
-                             device=neural.resolve_device(self.device), epoch_callback=on_epoch)
+                             device=neural.resolve_device(self.device), labels=labels, epoch_callback=on_epoch)
         self.model_ = model.to("cpu")
         self.training_losses_ = settings.losses
         return self
@@ -124,6 +142,26 @@ class ProbabilisticAutoencoderDetector(AutoencoderDetector):
         return float(self.alpha), float(self.beta)
 
 
+class SemiSupervisedAutoencoderDetector(AutoencoderDetector):
+    """Plain autoencoder trained with labelled anomalies: the usual loss on the other rows plus
+    ``anomaly_weight`` x the labelled anomalies' mean inverse reconstruction error (Deep SAD's
+    idea, Ruff et al. 2020), so the network learns to reconstruct them badly."""
+
+    uses_labels = True
+
+    def __init__(self, anomaly_weight: float = 1.0, width: float = 1.0, depth: int | str = "auto",
+                 activation: str = "relu", dropout: float = 0.0, lr: float = 1e-3, lr_halving_epochs: int = 1000,
+                 epochs: int = 500, batch_size: int | str = "full", n_models: int = 1, mss: bool = False,
+                 mss_k: int = 10, mss_steps: int = 1, max_train_rows: int = 20_000, max_sample_passes: int = 3_000_000,
+                 time_limit_s: float | None = None, device: str = "auto", random_state: int | None = None) -> None:
+        super().__init__(width=width, depth=depth, activation=activation, dropout=dropout, lr=lr,
+                         lr_halving_epochs=lr_halving_epochs, epochs=epochs, batch_size=batch_size, n_models=n_models,
+                         mss=mss, mss_k=mss_k, mss_steps=mss_steps, max_train_rows=max_train_rows,
+                         max_sample_passes=max_sample_passes, time_limit_s=time_limit_s, device=device,
+                         random_state=random_state)
+        self.anomaly_weight = anomaly_weight
+
+
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("autoencoders.yaml")
@@ -133,4 +171,7 @@ def register_detectors() -> list[Component]:
                   "probabilistic autoencoder, APRE score, optional mean-shift scoring (torch)"),
         Component("autoencoder", "detector", AutoencoderDetector, spaces["autoencoder"], deep,
                   "plain autoencoder, squared-error score, optional mean-shift scoring (torch)"),
+        Component("semi_supervised_autoencoder", "detector", SemiSupervisedAutoencoderDetector,
+                  spaces["semi_supervised_autoencoder"], replace(deep, needs_labels=True, uses_labels=True),
+                  "autoencoder that learns to reconstruct the labelled anomalies badly (Deep SAD-style term; torch)"),
     ]

@@ -178,3 +178,32 @@ def test_plugin_contract(name):
     assert component.capabilities.iterative and component.capabilities.gpu
     check_detector(component, {"epochs": 60, "lr": 1e-2})
     check_detector(component, {"epochs": 60, "lr": 1e-2, "mss": True, "mss_k": 5, "mss_steps": 2, "n_models": 2})
+
+
+def test_semi_supervised_autoencoder_learns_from_labelled_anomalies():
+    """Anomalies on the normal rows' manifold: a plain autoencoder reconstructs them well (it
+    ranks them below the inliers); five labelled ones teach the semi-supervised one otherwise."""
+    from sklearn.metrics import roc_auc_score
+
+    from automl_od.plugins.autoencoders import SemiSupervisedAutoencoderDetector
+
+    rng = np.random.default_rng(0)
+
+    def sample(n, n_anomalies):
+        x = rng.normal(size=(n, 4))
+        x[:, 1] = x[:, 0] + 0.1 * rng.normal(size=n)
+        anomalies = np.c_[np.full((n_anomalies, 2), 1.5), np.zeros((n_anomalies, 2))] + 0.2 * rng.normal(size=(n_anomalies, 4))
+        return np.r_[x, anomalies], np.r_[np.zeros(n), np.ones(n_anomalies)].astype(np.int64)
+
+    X, y = sample(400, 20)
+    labels = y.copy()
+    labels[np.flatnonzero(y)[5:]] = 0  # 5 of the 20 anomalies are labelled
+    X_test, y_test = sample(300, 15)
+    plain = AutoencoderDetector(epochs=300, lr=1e-2, random_state=0).fit(X)
+    semi = SemiSupervisedAutoencoderDetector(epochs=300, lr=1e-2, random_state=0).fit(X, labels)
+    plain_auroc = roc_auc_score(y_test, plain.anomaly_score(X_test))
+    semi_auroc = roc_auc_score(y_test, semi.anomaly_score(X_test))
+    assert plain_auroc < 0.5 < 0.7 < semi_auroc
+    component = default_registry().get("detector", "semi_supervised_autoencoder")
+    assert component.capabilities.needs_labels and component.capabilities.uses_labels
+    check_detector(component, {"epochs": 60, "lr": 1e-2})

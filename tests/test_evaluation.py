@@ -20,11 +20,32 @@ def _reward(frame, y, **plan_kwargs):
 
 
 def test_labelled_mode_uses_stratified_folds():
-    X, y = blobs()
+    X, y = blobs(n_outliers=40)
     plan, result = _reward(as_frame(X), y)
-    assert plan.mode == "labelled" and len(plan.folds) == 3
+    assert plan.mode == "labelled" and len(plan.folds) == 3 and "repeats" not in plan.description
     assert all(y[val].sum() >= 1 for _, val in plan.folds)
     assert result["status"] == "ok" and result["reward"] == result["auroc"] > 0.95 and "aupr" in result
+
+
+def test_few_labelled_anomalies_repeat_the_folds():
+    X, y = blobs()  # 12 labelled anomalies: fewer than 30, so the 3 folds are repeated
+    plan, result = _reward(as_frame(X), y)
+    assert len(plan.folds) == 6 and plan.description.endswith("2 repeats")
+    # every repeat is a partition of the rows; the repeats differ
+    for repeat in (plan.folds[:3], plan.folds[3:]):
+        assert sorted(np.concatenate([val for _, val in repeat]).tolist()) == list(range(len(y)))
+    assert not np.array_equal(plan.folds[0][1], plan.folds[3][1])
+    assert result["folds_done"] == 6 and "reward_std" in result
+
+
+def test_labels_without_anomalies_and_single_anomalies_leave_notes():
+    X, y = blobs()
+    assert make_plan(as_frame(X), np.zeros_like(y), random_state=0).mode == "label_free"
+    assert "no row as an anomaly" in make_plan(as_frame(X), np.zeros_like(y), random_state=0).notes[0]
+    one = np.zeros_like(y)
+    one[np.flatnonzero(y)[0]] = 1
+    assert "only 1 labelled anomaly" in make_plan(as_frame(X), one, random_state=0).notes[0]
+    assert make_plan(as_frame(X), y, random_state=0).notes == []
 
 
 def test_one_labelled_anomaly_falls_back_to_a_blend():

@@ -13,7 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from automl_od import AutoOD
-from automl_od.errors import UserInputError
+from automl_od.errors import SearchNotice, UserInputError
 
 from conftest import blobs
 
@@ -58,7 +58,8 @@ def test_single_labelled_anomaly_and_novelty(blob_data):
     X, y = blob_data
     one = np.zeros_like(y)
     one[np.flatnonzero(y)[0]] = 1
-    model = AutoOD(budget=2, space="fast", random_state=0).fit(X, one)
+    with pytest.warns(SearchNotice, match="only 1 labelled anomaly"):
+        model = AutoOD(budget=2, space="fast", random_state=0).fit(X, one)
     assert "leave-one-anomaly-out" in model.evaluation_
     clean = X[y == 0]
     novelty = AutoOD(budget=2, space="fast", novelty=True, random_state=0).fit(clean)
