@@ -32,7 +32,7 @@ def test_builtins_are_ordinary_plugins():
     assert set(registry.components("detector")) >= {"isolation_forest", "local_outlier_factor", "one_class_svm", "robust_covariance",
                                                     "gaussian_mixture", "knn", "ecod", "copod", "hbos", "pae", "autoencoder"}
     assert set(registry.components("ranker")) == {"all_features", "outrank", "plain_mi"}
-    assert set(registry.components("resampler")) == {"none"}
+    assert set(registry.components("resampler")) == {"none", "smote", "random_undersampling", "smote_undersampling"}
     assert set(registry.components("controller")) >= {"tpe", "random"}
     plugins = {p["name"]: p for p in registry.describe()}
     assert set(DEFAULT_PLUGINS) <= set(plugins)
