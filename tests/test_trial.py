@@ -34,7 +34,8 @@ def test_a_slow_trial_times_out():
 def test_reports_and_flat_names():
     reports = []
     result = run_trial(_config(nu=0.1), _data(), report=reports.append)
-    assert result["status"] == "ok" and result["folds_done"] == 3 and np.isfinite(result["reward"])
+    # 12 labelled anomalies: 3 stratified folds, repeated twice
+    assert result["status"] == "ok" and result["folds_done"] == 6 and np.isfinite(result["reward"])
     assert reports == []  # only iterative detectors report per epoch
     flat = flatten_config(_config(nu=0.1))
     assert flat["detector.nu"] == 0.1 and flat["resampler"] == ""
