@@ -30,7 +30,10 @@ import numpy as np
 
 #: Neighbour lists are computed for at least this many neighbours (the top of the k range).
 NEIGHBOUR_POOL = 100
-_CACHE_SIZE = 16
+#: The cache holds at most this many lists, each of at most _CACHE_MAX_CELLS indices (32 MB):
+#: larger queries are computed for k only and not kept.
+_CACHE_SIZE = 8
+_CACHE_MAX_CELLS = 4_000_000
 _NEIGHBOUR_CACHE: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
 
@@ -44,10 +47,12 @@ def nearest_neighbours(reference: np.ndarray, queries: np.ndarray, k: int) -> np
     from sklearn.neighbors import NearestNeighbors
 
     k = min(int(k), len(reference))
+    if len(queries) * k > _CACHE_MAX_CELLS:
+        return NearestNeighbors(n_neighbors=k).fit(reference).kneighbors(queries, return_distance=False)
     key = (_digest(reference), _digest(queries))
     cached = _NEIGHBOUR_CACHE.get(key)
     if cached is None or cached.shape[1] < k:
-        pool = min(max(k, NEIGHBOUR_POOL), len(reference))
+        pool = min(max(k, NEIGHBOUR_POOL), len(reference), max(k, _CACHE_MAX_CELLS // max(len(queries), 1)))
         cached = NearestNeighbors(n_neighbors=pool).fit(reference).kneighbors(queries, return_distance=False)
         _NEIGHBOUR_CACHE[key] = cached
         while len(_NEIGHBOUR_CACHE) > _CACHE_SIZE:
@@ -76,21 +81,26 @@ class MeanShiftScorer:
             raise ValueError("mean shift needs at least 2 training rows")
         self.k_ = max(2, min(int(self.k), len(X) - 1))
         positions = [X]
-        for _ in range(int(self.steps)):
-            previous = positions[-1]
-            neighbours = nearest_neighbours(previous, previous, self.k_)
-            positions.append(previous[neighbours].mean(axis=1))
-        self.positions_ = positions  # step 0..m; new points use steps 0..m-1
+        for _ in range(int(self.steps) - 1):
+            positions.append(self._step(positions[-1]))
+        self.positions_ = positions  # steps 0..m-1: what new rows are shifted towards
         return self
+
+    def _step(self, previous: np.ndarray) -> np.ndarray:
+        return previous[nearest_neighbours(previous, previous, self.k_)].mean(axis=1)
 
     @property
     def shifted_training_(self) -> np.ndarray:
-        """The (reference) training rows after m steps."""
-        return self.positions_[-1]
+        """The (reference) training rows after m steps (computed on demand: scoring new rows
+        does not need the last step).
+
+        Note: ``transform`` of a training row is not the same thing: the row then counts as a
+        query, which is averaged with its k-1 nearest training rows, itself among them."""
+        return self._step(self.positions_[-1])
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         current = np.asarray(X, dtype=np.float64)
-        for reference in self.positions_[:-1]:
+        for reference in self.positions_:
             neighbours = nearest_neighbours(reference, current, self.k_ - 1)
             current = (current + reference[neighbours].sum(axis=1)) / self.k_
         return current
@@ -98,16 +108,18 @@ class MeanShiftScorer:
 
 def shift_for_each_k(reference: np.ndarray, queries: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
     """One mean-shift step (m = 1) of the queries for every k in ``ks`` from a single k_max query:
-    the shifted point for k is (q + sum of its k-1 nearest reference rows) / k, a prefix sum."""
+    the shifted point for k is (q + sum of its k-1 nearest reference rows) / k, a prefix sum.
+    Keys are the requested k; each k is capped at n-1 like :class:`MeanShiftScorer` does."""
     reference, queries = np.asarray(reference, dtype=np.float64), np.asarray(queries, dtype=np.float64)
-    ks = sorted({max(2, min(int(k), len(reference) - 1)) for k in ks})
-    neighbours = nearest_neighbours(reference, queries, ks[-1] - 1)
+    capped = {int(k): max(2, min(int(k), len(reference) - 1)) for k in ks}
+    order = sorted(set(capped.values()))
+    neighbours = nearest_neighbours(reference, queries, order[-1] - 1)
     running = queries.copy()
-    shifted: dict[int, np.ndarray] = {}
+    by_capped: dict[int, np.ndarray] = {}
     taken = 0
-    for k in ks:
+    for k in order:
         for j in range(taken, k - 1):
             running += reference[neighbours[:, j]]
         taken = k - 1
-        shifted[k] = running / k
-    return shifted
+        by_capped[k] = running / k
+    return {k: by_capped[c] for k, c in capped.items()}

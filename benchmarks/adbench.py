@@ -545,10 +545,15 @@ def _per_dataset_table(per_set: pl.DataFrame, methods: list[str], reference: pl.
         best = per_set.filter(pl.col("method") == "automl_od").select(
             "dataset", pl.col("pipeline").alias("automl_od's usual pick"))
         table = table.join(best, on="dataset", how="left")
+    print_table(table)
+
+
+def print_table(table: pl.DataFrame, width: int = 200) -> None:
+    """A per-data-set table, smallest training part first, floats rounded to 2 places."""
     table = table.sort("n_train", "dataset")
     numeric = [c for c in table.columns if table[c].dtype == pl.Float64]
     table = table.with_columns(pl.col(numeric).round(2))
-    with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+    with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=width, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True, fmt_str_lengths=60):
         print(table)
 
