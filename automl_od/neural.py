@@ -37,8 +37,6 @@ EPS = 1e-5
 INPUT_CLIP = 1e4
 #: keeps the inverse error of a perfectly reconstructed labelled anomaly finite
 SEMI_SUPERVISED_EPS = 1e-2
-#: rows per step x widest layer x models trained together, below which CPU training uses one thread
-SMALL_WORK = 2_000_000
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU,
@@ -195,6 +193,7 @@ class TrainingSettings:
     report_every: int = 0  # call epoch_callback every this many epochs (0: never)
     deadline: float | None = None  # time.perf_counter() value after which training stops early
     anomaly_weight: float = 1.0  # weight of the labelled anomalies' term (when train gets labels)
+    threads: int | None = 1  # CPU threads while training (None: torch's own setting); see _threads_for
     losses: list[float] = field(default_factory=list)
 
 
@@ -215,8 +214,7 @@ def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int],
         models = [SingleAutoencoder(sizes, seed, settings.activation, settings.dropout).to(device) for seed in seeds]
     settings.losses = []
     anomalies = None if labels is None else torch.as_tensor(np.asarray(labels) == 1, device=device)
-    step_rows = min(len(x), settings.batch_size or len(x))
-    with _threads_for(device, step_rows * max(max(size) for size in sizes) * (len(seeds) if packed else 1)):
+    with _threads_for(device, settings.threads):
         for model in models:
             _fit_one(model, data, len(seeds) if packed else 1, settings, probabilistic, epoch_callback if packed else None,
                      anomalies)
@@ -227,15 +225,19 @@ def train(x: np.ndarray, sizes: Sequence[tuple[int, int]], seeds: Sequence[int],
 
 
 @contextlib.contextmanager
-def _threads_for(device: torch.device, work: int) -> Iterator[None]:
-    """One CPU thread for small steps: below ~2M multiply-adds per layer and step, threads cost more
-    than they save (measured: 700 x 20 rows, 2.2 ms/epoch with 1 thread, 6-30 ms with 2 busy
-    cores). Larger work keeps torch's own setting (Ray workers set it to their CPU count)."""
-    if device.type != "cpu" or work >= SMALL_WORK:
+def _threads_for(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Train with ``threads`` CPU threads (default 1), restoring torch's setting afterwards.
+
+    These networks are small: intra-op threads gain little, and on cores that other processes
+    also use they wait for each other at every kernel. Measured on 2 busy cores (64-128-16 network,
+    batch 256): 42 ms per step for 64 packed networks with 1 thread, 1,220 ms with 2; 700 x 20
+    rows full batch: 2.2 ms per epoch with 1 thread, 6-30 ms with 2. A search runs one trial
+    per CPU anyway."""
+    if device.type != "cpu" or threads is None:
         yield
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(threads))
     try:
         yield
     finally:

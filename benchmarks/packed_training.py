@@ -28,34 +28,23 @@ How to read the output (one row per measurement):
   many times faster K networks train packed than one after another. The issue's target is
   packed >= 20x single at K = 64 on the GPU; the last line says whether it is met, or that it is
   untested when no GPU was measured.
-- ``threads``: the CPU threads ``neural.train`` uses there (``_threads_for``: one thread when
-  rows x widest layer x K is below ``neural.SMALL_WORK``, else torch's setting); "-" on CUDA.
+- ``threads``: the CPU threads training used (``neural.TrainingSettings.threads``, 1 unless
+  ``--threads`` says otherwise); "-" on CUDA.
 
-Figures measured here: a shared 2-core Intel Xeon VM, torch 2.13.0+cpu, no GPU, defaults
-(8192 rows, budget 3 s), load average 2.5-6 from other jobs during the runs, so only the
-one-thread rows are meaningful and even those vary by +-30 % between runs. As ``neural.train``
-runs it (torch's 2 threads once rows x 128 x K >= 2M, i.e. from K = 2 here):
+Figures measured here (2026-11-28): a shared 2-core Intel Xeon VM, torch 2.13.0+cpu, no GPU,
+defaults (8192 rows, budget 3 s), load average 2.4-5 from other jobs during the run:
 
     device path          K  epochs  wall s    samples/s    ratio threads
-    cpu    single        1      23    1.77      106,160    1.00x       1
-    cpu    single x4     4       2   33.53        1,955    0.02x       2
-    cpu    packed        1      11    1.69       53,336    0.50x       1
-    cpu    packed        4      1*    7.95        4,123    0.04x       2
-    cpu    packed       16      1*    8.68       15,095    0.14x       2
-    cpu    packed       64      1*   19.98       26,238    0.25x       2
-    cpu    packed      256      1*   36.36       57,678    0.54x       2
+    cpu    single        1      35    1.99      144,407    1.00x       1
+    cpu    single x4     4      12    2.72      144,630    1.00x       1
+    cpu    packed        1      54    2.84      155,864    1.08x       1
+    cpu    packed        4      28    3.14      291,854    2.02x       1
+    cpu    packed       16       7    2.60      352,640    2.44x       1
+    cpu    packed       64       2    3.55      295,653    2.05x       1
+    cpu    packed      256      1*   10.02      209,261    1.45x       1
 
-Two intra-op threads on two cores that other processes also use are 10-50x slower than one
-(the threads wait for each other at every small kernel). With ``--threads 1``:
-
-    device path          K  epochs  wall s    samples/s    ratio threads
-    cpu    single        1      23    2.72       69,387    1.00x       1
-    cpu    single x4     4       5    2.15       76,089    1.10x       1
-    cpu    packed        1      26    2.78       76,564    1.10x       1
-    cpu    packed        4      12    3.08      127,709    1.84x       1
-    cpu    packed       16       3    2.50      157,073    2.26x       1
-    cpu    packed       64      1*    4.14      126,660    1.83x       1
-    cpu    packed      256      1*   20.81      100,759    1.45x       1
+With ``--threads 2`` on the same busy cores the single network dropped to 7,888 samples/s (the
+two threads wait for each other at every small kernel), which is why training uses one thread.
 
 On one CPU core packing gains about 2x at most (K = 16): the work is arithmetic-bound there,
 and packing only removes per-call overhead. CUDA: not measured yet (the target is a GPU
@@ -134,18 +123,14 @@ def device_name(device: torch.device) -> str:
     return name
 
 
-def train_threads(device: torch.device, rows: int, sizes: list[tuple[int, int]], k: int) -> int | None:
-    """The CPU threads ``neural.train`` uses (same rule as ``neural._threads_for``)."""
-    if device.type != "cpu":
-        return None
-    work = rows * max(max(size) for size in sizes) * k
-    return 1 if work < neural.SMALL_WORK else torch.get_num_threads()
+#: CPU threads for training: ``neural.TrainingSettings.threads`` (1 unless --threads says otherwise)
+THREADS: int | None = neural.TrainingSettings.threads
 
 
 def run_once(x: np.ndarray, sizes: list[tuple[int, int]], k: int, packed: bool, epochs: int,
              batch_size: int, device: torch.device) -> float:
-    """Wall seconds of one ``neural.train`` call (fresh settings: ``losses`` accumulates)."""
-    settings = neural.TrainingSettings(epochs=epochs, batch_size=batch_size)
+    """Wall seconds of one ``neural.train`` call (fresh settings)."""
+    settings = neural.TrainingSettings(epochs=epochs, batch_size=batch_size, threads=THREADS)
     synchronize(device)
     start = time.perf_counter()
     neural.train(x, sizes, list(range(k)), settings, probabilistic=False, device=device, packed=packed)
@@ -155,7 +140,7 @@ def run_once(x: np.ndarray, sizes: list[tuple[int, int]], k: int, packed: bool, 
 
 def measure(x: np.ndarray, sizes: list[tuple[int, int]], k: int, packed: bool, path: str,
             args: argparse.Namespace, device: torch.device) -> Measurement:
-    threads = train_threads(device, len(x), sizes, k)
+    threads = THREADS if device.type == "cpu" else None
     one_epoch = run_once(x, sizes, k, packed, 1, args.batch_size, device)  # warm-up + calibration
     if args.epochs:
         epochs = args.epochs
@@ -192,8 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument("--threads", type=int, default=0,
-                        help="torch.set_num_threads first (0: torch's default); neural.train still "
-                             "drops to 1 thread for small work")
+                        help="CPU threads while training (0: neural.train's default, 1)")
     parser.add_argument("--quick", action="store_true", help="smoke run: K in 1,16,64, 4096 rows, budget 1 s")
     parser.add_argument("--json", type=Path, default=None, help="write the environment and results here")
     args = parser.parse_args(argv)
@@ -201,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         args.ks, args.rows, args.budget_s = "1,16,64", 4096, 1.0
         args.max_epochs = min(args.max_epochs, 200)
 
+    global THREADS
     if args.threads > 0:
-        torch.set_num_threads(args.threads)
+        THREADS = args.threads
     devices = []
     for name in [part.strip() for part in args.devices.split(",") if part.strip()]:
         if name.startswith("cuda") and not torch.cuda.is_available():
