@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "automl_od.plugins.classical_detectors",
     "automl_od.plugins.pyod_adapter",
     "automl_od.plugins.autoencoders",
+    "automl_od.plugins.supervised_detectors",
     "automl_od.plugins.basic_rankers",
     "automl_od.plugins.outrank",
     "automl_od.plugins.basic_resamplers",
