@@ -177,3 +177,45 @@ def test_rank_on_kddcup(tmp_path):
     flags = {q["feature"]: q["flags"] for q in report["quality"]}
     assert flags["column_20"] == "constant"  # num_outbound_cmds is always 0
     assert (tmp_path / "rank" / "ranking.png").exists()
+
+
+@pytest.mark.slow
+def test_search_with_a_few_labelled_anomalies_uses_them_end_to_end(tmp_path):
+    """--label with 6 labelled anomalies (of 15): repeated k-fold reward, SMOTE in front of the
+    label-using detectors only, label-aware and unsupervised detectors side by side."""
+    X, y = blobs(n=300, n_outliers=15)
+    labelled = y.copy()
+    labelled[np.flatnonzero(y)[6:]] = 0
+    path = tmp_path / "few.csv"
+    pl.DataFrame(X, schema=list("abcd")).with_columns(pl.Series("label", labelled)).write_csv(path)
+    space = tmp_path / "space.yaml"
+    space.write_text("detectors:\n"
+                     "  semi_supervised_autoencoder: {epochs: 40}\n"
+                     "  isolation_forest: default\n"
+                     "resamplers: {smote: {amount: 200, k_neighbors: 3}, none: default}\n")
+    out = tmp_path / "run"
+    result = run_cli("search", path, "--label", "label", "--budget", "6", "--space", space, "--seed", "0",
+                     "--controller", "random", "--explain", "2", "--out", out)
+    assert result.returncode == 0, result.stderr
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert {t["detector"] for t in trials} == {"semi_supervised_autoencoder", "isolation_forest"}
+    assert all(t["folds_done"] == 6 for t in trials if t["status"] == "ok")  # 3 folds x 2 repeats
+    for trial in trials:
+        if trial["detector"] == "isolation_forest":
+            assert trial["resampling"] == "detector does not use labels"
+        elif trial["resampler"] == "smote" and trial["status"] == "ok":
+            # 6 labelled anomalies split over 3 folds: 4 per training fold, 200 % -> 8 synthetic rows
+            assert trial["resampling"].startswith("smote: +8 synthetic anomalies (200 % of 4, k=3")
+    assert any(t["resampler"] == "smote" and t["detector"] != "isolation_forest" and t["status"] == "ok" for t in trials)
+    summary = json.loads((out / "search.json").read_text())
+    assert "2 repeats" in summary["evaluation"]
+    scores = pl.read_csv(out / "scores.csv")
+    assert scores.height == len(y)
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, scores.get_column("anomaly_score").to_numpy()) > 0.9
+    # labels that mark nothing: searched without labels, with a notice
+    pl.DataFrame(X, schema=list("abcd")).with_columns(pl.Series("label", np.zeros_like(y))).write_csv(path)
+    none = run_cli("search", path, "--label", "label", "--budget", "1", "--space", "fast", "--seed", "0", "--out", tmp_path / "none")
+    assert none.returncode == 0, none.stderr
+    assert "notice: the labels mark no row as an anomaly: searching without labels" in none.stderr
