@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
+    search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
 
@@ -223,6 +224,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                    contamination=args.contamination, novelty=args.novelty, random_state=args.seed, n_workers=args.workers,
                    resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
+                   defaults_first=not args.no_defaults_first,
                    out_dir=str(out), verbose=not args.quiet)
     try:
         with warnings.catch_warnings():

@@ -58,6 +58,8 @@ class Component:
 
     space: the default search space of the factory's parameters, in the search-space format
     (see ``automl_od.spaces``). ``plugin`` and ``plugin_version`` are filled in by the registry.
+    first_choice: a strong default; a search evaluates it first, with its default parameters,
+    when it is in the space and fits the data (a warm start before the controller explores).
     """
 
     name: str
@@ -68,6 +70,7 @@ class Component:
     description: str = ""
     plugin: str = ""
     plugin_version: str = ""
+    first_choice: bool = False
 
     def accepted_parameters(self) -> set[str] | None:
         """The keyword arguments the factory accepts, or None when it takes ``**kwargs``."""
@@ -80,6 +83,11 @@ class Component:
                 names.add(parameter.name)
         names.discard("self")
         return names
+
+    def default_parameters(self) -> dict[str, Any]:
+        """The factory's keyword defaults (what ``build()`` without params uses)."""
+        return {name: p.default for name, p in inspect.signature(self.factory).parameters.items()
+                if p.default is not inspect.Parameter.empty}
 
     def build(self, params: dict[str, Any] | None = None, *, random_state: int | None = None) -> Any:
         """A fresh instance; ``random_state`` is passed when the factory takes it and params lack it."""

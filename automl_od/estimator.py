@@ -68,12 +68,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                  random_state: int | None = None, n_workers: int | None = None,
                  resources_per_trial: dict[str, float] | None = None, address: str | None = None,
                  early_stopping: bool = False, trial_timeout_s: float | None = None, max_rows: int | None = 20_000,
-                 out_dir: str | None = None, verbose: bool = False) -> None:
+                 defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False) -> None:
         self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
         self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
         self.early_stopping, self.trial_timeout_s, self.max_rows = early_stopping, trial_timeout_s, max_rows
-        self.out_dir, self.verbose = out_dir, verbose
+        self.defaults_first, self.out_dir, self.verbose = defaults_first, out_dir, verbose
 
     def _validate(self) -> float:
         if self.budget is None and self.time_budget_s is None:
@@ -117,7 +117,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         settings = SearchSettings(budget=self.budget, time_budget_s=self.time_budget_s, controller=self.controller,
                                   seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
                                   gpus_per_trial=resources.get("gpu", 0.0), address=self.address,
-                                  early_stopping=self.early_stopping, verbose=self.verbose)
+                                  early_stopping=self.early_stopping, verbose=self.verbose,
+                                  warm_start=bool(self.defaults_first))
         out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
         try:
             trials = run_search(data, space, settings, out_dir, resume=resume)

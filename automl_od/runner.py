@@ -46,6 +46,7 @@ class SearchSettings:
     early_stopping: bool = False
     grace_period: int = 10
     verbose: bool = True
+    warm_start: bool = True  # evaluate the first-choice components' defaults first
 
 
 class DefineByRun:
@@ -216,8 +217,10 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
         controller = default_registry().get("controller", settings.controller)
         sampler = controller.build({"seed": settings.seed})
         resample = data.y is not None and int(data.y.sum()) > 0
+        # strong defaults first (components marked first_choice), then the controller explores
+        warm_start = space.warm_start_points(default_registry(), resample=resample) if settings.warm_start else []
         searcher = OptunaSearch(space=DefineByRun(space, resample), metric="reward", mode="max", sampler=sampler,
-                                seed=settings.seed)
+                                seed=settings.seed, points_to_evaluate=warm_start or None)
         scheduler = (ASHAScheduler(time_attr="training_iteration", grace_period=settings.grace_period, max_t=100_000)
                      if settings.early_stopping else FIFOScheduler())
         tuner = tune.Tuner(

@@ -33,6 +33,7 @@ from automl_od.errors import SpaceError
 if TYPE_CHECKING:
     import optuna
 
+    from automl_od.components import ComponentKind
     from automl_od.registry import Registry
 
 SECTIONS = {"detectors": "detector", "rankers": "ranker", "resamplers": "resampler"}
@@ -53,6 +54,20 @@ class Parameter:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     value: Any = None
+
+    def admits(self, value: Any) -> bool:
+        """Whether ``value`` lies in this domain (a warm-start value must)."""
+        if self.kind == "fixed":
+            return bool(value == self.value)
+        if self.kind == "categorical":
+            return any(type(value) is type(choice) and value == choice for choice in self.choices)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and not float(value).is_integer():
+            return False
+        if self.low is None or self.high is None or not self.low <= value <= self.high:
+            return False
+        return not self.step or math.isclose(((value - self.low) / self.step) % 1, 0, abs_tol=1e-9)
 
     def suggest(self, trial: optuna.Trial, name: str) -> Any:
         if self.kind == "fixed":
@@ -119,6 +134,40 @@ class SearchSpace:
         components = dict(self.components)
         components[kind] = {n: p for n, p in self.components[kind].items() if n in keep}
         return SearchSpace(components)
+
+    def warm_start_points(self, registry: Registry, *, resample: bool) -> list[dict[str, Any]]:
+        """One configuration per ``first_choice`` detector in the space, with its default
+        parameters (where the space allows them), the first-choice ranker (all columns) and
+        resampler (none) where there is a choice, as Optuna parameter names. The search
+        evaluates these first, so a strong default is always on the leaderboard."""
+        fixed: dict[str, Any] = {}
+        kinds: list[ComponentKind] = ["ranker", "resampler"] if resample else ["ranker"]
+        for kind in kinds:
+            firsts = [n for n in self.names(kind) if registry.get(kind, n).first_choice]
+            if firsts and len(self.names(kind)) > 1:
+                fixed[kind] = firsts[0]
+            name = fixed.get(kind, self.names(kind)[0] if len(self.names(kind)) == 1 else None)
+            if name is not None:
+                fixed.update(self._defaults(kind, name, registry))
+        points = []
+        for name in self.names("detector"):
+            if registry.get("detector", name).first_choice:
+                point = dict(fixed)
+                if len(self.names("detector")) > 1:
+                    point["detector"] = name
+                point.update(self._defaults("detector", name, registry))
+                points.append(point)
+        return points
+
+    def _defaults(self, kind: ComponentKind, name: str, registry: Registry) -> dict[str, Any]:
+        defaults = registry.get(kind, name).default_parameters()
+        if kind == "ranker":
+            defaults.setdefault("keep", 1.0)
+        point = {}
+        for pname, parameter in self.components[kind][name].items():
+            if parameter.kind != "fixed" and pname in defaults and parameter.admits(defaults[pname]):
+                point[f"{kind}.{name}.{pname}"] = defaults[pname]
+        return point
 
     def sample(self, trial: optuna.Trial, *, resample: bool) -> dict[str, Any]:
         """Sample one pipeline configuration, asking only for the chosen components' params."""

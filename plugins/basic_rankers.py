@@ -19,4 +19,4 @@ class AllFeaturesRanker:
 @hookimpl
 def register_rankers() -> list[Component]:
     return [Component("all_features", "ranker", AllFeaturesRanker, {"keep": 1.0},
-                      Capabilities(handles_categorical=True), "every column, in table order")]
+                      Capabilities(handles_categorical=True), "every column, in table order", first_choice=True)]

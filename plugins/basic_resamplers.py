@@ -17,4 +17,4 @@ class NoResampling:
 
 @hookimpl
 def register_resamplers() -> list[Component]:
-    return [Component("none", "resampler", NoResampling, {}, Capabilities(), "no resampling")]
+    return [Component("none", "resampler", NoResampling, {}, Capabilities(), "no resampling", first_choice=True)]

@@ -108,7 +108,7 @@ def register_detectors() -> list[Component]:
     spaces = builtin_space_file("sklearn_detectors.yaml")
     return [
         Component("isolation_forest", "detector", IsolationForestDetector, spaces["isolation_forest"],
-                  Capabilities(), "scikit-learn IsolationForest"),
+                  Capabilities(), "scikit-learn IsolationForest", first_choice=True),
         Component("local_outlier_factor", "detector", LocalOutlierFactorDetector, spaces["local_outlier_factor"],
                   Capabilities(max_rows=200_000), "scikit-learn LocalOutlierFactor (novelty mode)"),
         Component("one_class_svm", "detector", OneClassSVMDetector, spaces["one_class_svm"],

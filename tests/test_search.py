@@ -29,6 +29,8 @@ def test_unsupervised_search_finds_the_outliers(blob_data):
     assert board.get_column("rank").to_list() == [1, 2, 3, 4]
     assert board.row(0, named=True)["reward"] == model.best_score_
     assert model.best_params_["detector"] in {"isolation_forest", "robust_covariance", "ecod", "hbos"}
+    # the first-choice default (IsolationForest as scikit-learn ships it) was evaluated
+    assert board.filter((pl.col("detector") == "isolation_forest") & pl.col("params").str.contains("n_estimators=100")).height >= 1
     assert set(np.unique(model.predict(X))) == {-1, 1}
 
 

@@ -89,3 +89,31 @@ def test_sampling_is_conditional_on_the_detector(registry):
         assert config["resampler"] is None and 0.2 <= config["keep"] <= 1.0
         study.tell(trial, 0.5)
     assert seen == set(space.names("detector"))  # random sampling reaches every registered detector
+
+
+def test_warm_start_points_are_the_first_choices_with_their_defaults(registry):
+    space = resolve_space("default", registry)
+    points = space.warm_start_points(registry, resample=False)
+    assert points == [{"ranker": "all_features", "detector": "isolation_forest",
+                       "detector.isolation_forest.n_estimators": 100, "detector.isolation_forest.max_samples": 256,
+                       "detector.isolation_forest.max_features": 1.0}]
+    # a default outside the user's range is left to the sampler; no first choice, no point
+    narrow = resolve_space({"detectors": {"isolation_forest": {"n_estimators": {"type": "int", "low": 10, "high": 50}}}}, registry)
+    assert narrow.warm_start_points(registry, resample=False) == [
+        {"ranker": "all_features", "detector.isolation_forest.max_samples": 256, "detector.isolation_forest.max_features": 1.0}]
+    assert resolve_space({"detectors": {"one_class_svm": "default"}}, registry).warm_start_points(registry, resample=False) == []
+    # the enqueued values are what the define-by-run sampling then returns
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    study.enqueue_trial(points[0])
+    config = space.sample(study.ask(), resample=False)
+    assert config["detector"] == "isolation_forest" and config["keep"] == 1.0
+    assert config["detector_params"] == {"n_estimators": 100, "max_samples": 256, "max_features": 1.0}
+
+
+def test_parameter_domains_admit_only_their_values():
+    from automl_od.spaces import Parameter
+
+    assert Parameter("int", 1, 10).admits(5) and not Parameter("int", 1, 10).admits(5.5)
+    assert not Parameter("int", 1, 10).admits(11) and not Parameter("float", 0.0, 1.0).admits(True)
+    assert Parameter("float", 0.0, 1.0, step=0.25).admits(0.5) and not Parameter("float", 0.0, 1.0, step=0.25).admits(0.3)
+    assert Parameter("categorical", choices=(1, 2)).admits(2) and not Parameter("categorical", choices=(1, 2)).admits(True)
