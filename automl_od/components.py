@@ -29,6 +29,7 @@ class Capabilities:
     gpu: can use a GPU when one is assigned to the trial.
     iterative: trains in epochs and accepts ``epoch_callback`` in ``fit`` (early stopping).
     max_rows: above this many training rows the component is not proposed (None = no limit).
+    min_labelled_anomalies: with needs_labels, the fewest labelled anomalies it can learn from.
     """
 
     needs_labels: bool = False
@@ -37,11 +38,15 @@ class Capabilities:
     gpu: bool = False
     iterative: bool = False
     max_rows: int | None = None
+    min_labelled_anomalies: int = 1
 
     def unfit_reason(self, *, n_rows: int, n_labelled_anomalies: int | None) -> str | None:
         """Why this component should not be proposed for the data, or None if it fits."""
         if self.needs_labels and not n_labelled_anomalies:
             return "needs labelled anomalies"
+        if self.needs_labels and (n_labelled_anomalies or 0) < self.min_labelled_anomalies:
+            return (f"needs at least {self.min_labelled_anomalies} labelled anomalies (a validation fold's training "
+                    f"part must hold one), got {n_labelled_anomalies}")
         if self.max_rows is not None and n_rows > self.max_rows:
             return f"{n_rows} training rows exceed its max_rows={self.max_rows}"
         return None

@@ -20,6 +20,7 @@ would let the search rate (and pick) a model it never validated with labels.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -56,28 +57,38 @@ UNSUPERVISED_SET: tuple[tuple[type, dict[str, Any]], ...] = (
 class HistGradientBoostingDetector:
     """Gradient-boosted trees (scikit-learn's histogram GBDT) separating labelled anomalies.
 
-    ``synthetic_weight`` > 0 adds synthetic outliers, drawn uniformly from the training rows'
-    bounding box enlarged by 10 % per side, as extra positives whose total weight is that
-    multiple of the labelled anomalies' (Abe, Zadrozny & Langford, KDD 2006): where the data
-    are sparse, and beyond their range, the classifier then leans towards "anomaly" instead of
-    extrapolating whatever its last leaf says, so rows unlike anything labelled still rank high.
+    Defaults are more regularised than scikit-learn's (learning rate 0.05, 200 trees of 15
+    leaves, ``min_samples_leaf`` 10, ``l2_regularization`` 1.0 instead of 0.1, 100 x 31, 20, 0):
+    on ADBench's 12 sets under 4,000 rows with 5 % of the anomalies labelled (1-24 labels), test
+    AUROC rose by about 2 points, on every one of 3 seeds, for both detectors here.
+
+    ``synthetic_weight`` > 0 adds synthetic outliers (as many as training rows, at most 10,000),
+    drawn uniformly from the training rows' bounding box enlarged by 10 % per side, as extra
+    positives whose total weight is that multiple of the labelled anomalies' (the classification
+    view of outlier detection, e.g. Abe, Zadrozny & Langford, KDD 2006). Without them a
+    classifier extrapolates whatever its outermost leaves learnt: a row far beyond everything
+    seen can score as the most normal of all (``automl_od.testing.check_detector``'s clear
+    outliers did). With them, sparse regions and the space beyond the data lean to "anomaly".
+    The default 0.1 fixes that at no measurable cost on ADBench (mean AUROC 87.5 vs 87.3 without
+    and 86.0 with 1.0, 3 seeds); its effect on known-type anomalies grows with the weight.
+
     ``class_weight="balanced"`` weighs the two real classes equally (synthetic rows not counted).
     ``min_samples_leaf`` is capped at a tenth of the rows so trees can still split a small
     training fold; a lone labelled anomaly then shares its leaf with inliers, which dilutes but
     does not hide it. ``early_stopping`` (off by default: its stratified 10 % validation split
     holds one or two labelled anomalies at best) is skipped with fewer than two.
 
-    ``threads``: OpenMP and BLAS threads for fitting and scoring (None: scikit-learn's default, every
-    core). One by default, like the autoencoders: a search runs one trial per CPU, and threads
-    that share busy cores wait for each other (measured on 2 shared cores: a check_detector run
-    took 118 s with 2 threads next to another job, a few seconds with 1).
+    ``threads``: OpenMP and BLAS threads for fitting and scoring (None: every core, scikit-learn's
+    default). One by default, like the autoencoders: a search runs one trial per CPU, and threads
+    on busy cores wait for each other (measured on 2 shared cores next to another job: this
+    module's tests took 5 minutes with 2 threads, 15 s with 1).
     """
 
     name = "hist_gradient_boosting"
 
-    def __init__(self, learning_rate: float = 0.1, max_iter: int = 100, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 20, l2_regularization: float = 0.0, class_weight: str | None = None,
-                 synthetic_weight: float = 1.0, early_stopping: bool = False, threads: int | None = 1,
+    def __init__(self, learning_rate: float = 0.05, max_iter: int = 200, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 10, l2_regularization: float = 1.0, class_weight: str | None = None,
+                 synthetic_weight: float = 0.1, early_stopping: bool = False, threads: int | None = 1,
                  random_state: int | None = None) -> None:
         self.learning_rate, self.max_iter, self.max_leaf_nodes = learning_rate, max_iter, max_leaf_nodes
         self.min_samples_leaf, self.l2_regularization, self.class_weight = min_samples_leaf, l2_regularization, class_weight
@@ -134,17 +145,16 @@ class HistGradientBoostingDetector:
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> HistGradientBoostingDetector:
         X, y = self._labelled(X, y)
+        with self._thread_limit():
+            return self._fit(X, y)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> HistGradientBoostingDetector:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
         n_labelled = int(y.sum())
         weights = np.ones(len(y))
         if self.class_weight == "balanced":
             weights = np.where(y == 1, len(y) / (2 * n_labelled), len(y) / (2 * (len(y) - n_labelled)))
-        with self._thread_limit():
-            return self._fit(X, y, weights)
-
-    def _fit(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray) -> HistGradientBoostingDetector:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        n_labelled = int(y.sum())
         features, synthetic = self._features(X, y, self._synthetic_rows(X))
         synthetic_weights = np.full(len(synthetic), float(self.synthetic_weight) * weights[y == 1].sum() / max(1, len(synthetic)))
         self.model_ = HistGradientBoostingClassifier(
@@ -183,19 +193,24 @@ class XGBODDetector(HistGradientBoostingDetector):
     every training row at distance 0 from itself, and new rows would look systematically more
     abnormal than the rows the classifier learnt from). Rows outside the subsample, and
     synthetic outliers, are scored by one half at random. Scores are standardised with the
-    training scores' mean and standard deviation; new rows are scored through both halves and
-    the two log-odds averaged. ``monotone_scores`` constrains the trees never to lower the
-    anomaly score when an unsupervised score rises (the prior XGBOD relies on, and fewer ways
-    to overfit a handful of labels).
+    training scores' mean and standard deviation, as in XGBOD (trees are indifferent to it);
+    new rows are scored through both halves and the two log-odds averaged. ``monotone_scores``
+    constrains the trees never to lower the anomaly score when an unsupervised score rises (the
+    prior XGBOD relies on, and fewer ways to overfit a handful of labels).
+
+    Measured on ADBench's 12 sets under 4,000 rows, 5 % labelled, 3 seeds (mean test AUROC):
+    cross-fitting 88.5 against 84.1 for detectors fitted on, and scoring, all training rows;
+    4, 8 or 12 unsupervised detectors 88.5, 88.5, 88.3 (8 by default: more views for data
+    not measured here, 25 % slower than 4); without the monotone constraint 88.1.
     """
 
     name = "xgbod"
 
     def __init__(self, n_unsupervised: int = 8, max_unsupervised_rows: int = 10_000, monotone_scores: bool = True,
                  cross_fit: bool = True,
-                 learning_rate: float = 0.1, max_iter: int = 100, max_leaf_nodes: int = 31,
-                 min_samples_leaf: int = 20, l2_regularization: float = 0.0, class_weight: str | None = None,
-                 synthetic_weight: float = 1.0, early_stopping: bool = False, threads: int | None = 1,
+                 learning_rate: float = 0.05, max_iter: int = 200, max_leaf_nodes: int = 15,
+                 min_samples_leaf: int = 10, l2_regularization: float = 1.0, class_weight: str | None = None,
+                 synthetic_weight: float = 0.1, early_stopping: bool = False, threads: int | None = 1,
                  random_state: int | None = None) -> None:
         super().__init__(learning_rate=learning_rate, max_iter=max_iter, max_leaf_nodes=max_leaf_nodes,
                          min_samples_leaf=min_samples_leaf, l2_regularization=l2_regularization,
@@ -281,10 +296,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("supervised_detectors.yaml")
-    labelled = Capabilities(needs_labels=True, uses_labels=True)
+    # with one labelled anomaly, the fold that validates on it trains without any: not proposed
+    labelled = Capabilities(needs_labels=True, uses_labels=True, min_labelled_anomalies=2)
     return [
         Component("hist_gradient_boosting", "detector", HistGradientBoostingDetector, spaces["hist_gradient_boosting"],
-                  labelled, "scikit-learn HistGradientBoostingClassifier on the labelled anomalies; log-odds score"),
-        Component("xgbod", "detector", XGBODDetector, spaces["xgbod"], labelled,
+                  labelled, "scikit-learn HistGradientBoostingClassifier on the labelled anomalies; log-odds score",
+                  first_choice=True),
+        # its k-NN detectors score every training row: the same row limit as the knn detector
+        Component("xgbod", "detector", XGBODDetector, spaces["xgbod"], replace(labelled, max_rows=200_000),
                   "XGBOD: boosted trees on the features plus cross-fitted unsupervised detector scores"),
     ]

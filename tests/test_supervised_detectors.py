@@ -9,6 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from automl_od.errors import TrialFailed
+from automl_od.pipeline import OutlierPipeline
 from automl_od.plugins.supervised_detectors import XGBODDetector
 from automl_od.registry import Registry, get_plugin_manager
 from automl_od.spaces import resolve_space
@@ -123,3 +124,22 @@ def test_xgbod_without_synthetic_rows_and_a_plain_fit(registry):
     detector = registry.get("detector", "xgbod").build(params, random_state=0).fit(X_train, labels)
     assert len(detector.halves_) == 1 and detector.model_.n_features_in_ == X_train.shape[1] + 3
     assert roc_auc_score(truth, detector.anomaly_score(X_test)) > 0.8
+
+
+def test_the_pipeline_hands_the_labels_over(registry):
+    X_train, labels, X_test, truth = planted(n=300)
+    pipeline = OutlierPipeline(detector="hist_gradient_boosting", random_state=0).fit(X_train, labels, registry=registry)
+    assert roc_auc_score(truth, pipeline.anomaly_score(X_test)) > 0.9
+
+
+def test_needs_two_labelled_anomalies_and_is_tried_first():
+    from automl_od.registry import default_registry
+    from automl_od.spaces import resolve_space
+
+    registry = default_registry()
+    component = registry.get("detector", "hist_gradient_boosting")
+    assert "at least 2 labelled anomalies" in component.capabilities.unfit_reason(n_rows=100, n_labelled_anomalies=1)
+    assert component.capabilities.unfit_reason(n_rows=100, n_labelled_anomalies=2) is None
+    space = resolve_space({"detectors": {"hist_gradient_boosting": "default", "isolation_forest": "default"}}, registry)
+    detectors = [point["detector"] for point in space.warm_start_points(registry, resample=True)]
+    assert detectors == ["hist_gradient_boosting", "isolation_forest"]
