@@ -279,14 +279,15 @@ class ResultsFile:
             self.handle.flush()
 
     def write(self, row: dict[str, Any]) -> None:
-        self.writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+        self.writer.writerow({k: cell(row.get(k)) for k in COLUMNS})
         self.handle.flush()
 
     def close(self) -> None:
         self.handle.close()
 
 
-def _cell(value: Any) -> Any:
+def cell(value: Any) -> Any:
+    """A CSV cell: empty for None/NaN, 6 significant digits for floats."""
     if value is None:
         return ""
     if isinstance(value, float):
@@ -294,13 +295,17 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def read_results(path: Path) -> pl.DataFrame:
-    """The CSV, the last row per key (a retried row replaces the failed one)."""
+def read_csv_results(path: Path, columns: list[str], schema: dict[str, Any], key: list[str]) -> pl.DataFrame:
+    """A results CSV written with ``columns``, the last row per key (a retried row replaces the failed one)."""
     header = path.open(encoding="utf-8").readline().strip().split(",")
-    if header != COLUMNS:
+    if header != columns:
         sys.exit(f"{path} has other columns than this script writes ({header[:4]}...); use another --out")
-    frame = pl.read_csv(path, schema=SCHEMA)
-    return frame.unique(subset=list(KEY), keep="last", maintain_order=True)
+    frame = pl.read_csv(path, schema=schema)
+    return frame.unique(subset=key, keep="last", maintain_order=True)
+
+
+def read_results(path: Path) -> pl.DataFrame:
+    return read_csv_results(path, COLUMNS, SCHEMA, list(KEY))
 
 
 # --------------------------------------------------------------------------- run

@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -243,21 +242,8 @@ def run_group(name: str, split: adbench.Split, variant: str, seed: int, epochs: 
 # --------------------------------------------------------------------------- CSV
 
 
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.6g}"
-    return value
-
-
 def read_results(path: Path) -> pl.DataFrame:
-    header = path.open(encoding="utf-8").readline().strip().split(",")
-    if header != COLUMNS:
-        sys.exit(f"{path} has other columns than this script writes ({header[:4]}...); use another --out")
-    frame = pl.read_csv(path, schema=SCHEMA)
-    return frame.unique(subset=["dataset", "variant", "seed", "model", "arm", "k", "m"], keep="last",
-                        maintain_order=True)
+    return adbench.read_csv_results(path, COLUMNS, SCHEMA, ["dataset", "variant", "seed", "model", "arm", "k", "m"])
 
 
 def run(args: argparse.Namespace, datasets: dict[str, Path]) -> None:
@@ -291,7 +277,7 @@ def run(args: argparse.Namespace, datasets: dict[str, Path]) -> None:
                 continue
             check = False
             for row in rows:
-                writer.writerow({c: _cell(row.get(c)) for c in COLUMNS})
+                writer.writerow({c: adbench.cell(row.get(c)) for c in COLUMNS})
             handle.flush()
             got = {(r["model"], r["arm"], r["m"]): r["auroc"] for r in rows}
             print(f"[{i}/{len(todo)}] {name} seed={seed} ({time.perf_counter() - t0:.1f} s): "
