@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import os
 import sys
@@ -279,20 +280,18 @@ def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], targ
     first batch, before anything is written, so an unsupported detector fails cleanly)."""
     from automl_od.data import iter_table_batches
 
-    batches = iter_table_batches(data, no_header=no_header, batch_size=batch_size)
-    first = next(batches, None)
-    scored = None if first is None else pipeline.score_frame(first.drop([c for c in drop if c in first.columns]), explain=explain)
+    scored_batches = (pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]), explain=explain)
+                      for batch in iter_table_batches(data, no_header=no_header, batch_size=batch_size))
+    first = next(scored_batches, None)  # scored before the output is opened
     handle = target.open("w", newline="", encoding="utf-8") if target else sys.stdout
     rows = 0
     try:
         writer = csv.writer(handle)
-        writer.writerow(["row", *(scored.columns if scored is not None else ["anomaly_score", "is_outlier"])])
-        while scored is not None:
+        writer.writerow(["row", *(first.columns if first is not None else ["anomaly_score", "is_outlier"])])
+        for scored in itertools.chain([] if first is None else [first], scored_batches):
             formatted = [[f"{v:.6g}" if isinstance(v, float) else v for v in row] for row in scored.iter_rows()]
             writer.writerows([rows + i, *row] for i, row in enumerate(formatted))
             rows += scored.height
-            batch = next(batches, None)
-            scored = None if batch is None else pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]), explain=explain)
     finally:
         if target:
             handle.close()

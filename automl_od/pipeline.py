@@ -80,9 +80,16 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             self.detector_.fit(fit_X, fit_y, **fit_kwargs)
         else:
             self.detector_.fit(fit_X, **fit_kwargs)
-        raw = self._raw(matrix)
+        self.contribution_baseline_: np.ndarray | None = None
+        if hasattr(self.detector_, "feature_contributions"):
+            # one scoring pass serves both: per-column terms add up to the raw score (the contract
+            # automl_od.testing.check_detector checks), and their training median is the baseline
+            columns = self._column_contributions(matrix)
+            raw = self._checked(columns.sum(axis=1), len(matrix))
+            self.contribution_baseline_ = np.median(columns, axis=0)
+        else:
+            raw = self._raw(matrix)
         self.scale_ = EmpiricalScoreScale().fit(raw)
-        self.contribution_baseline_ = self._contribution_baseline(matrix)
         self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
         self.offset_ = -self.threshold_
         return self
@@ -93,9 +100,11 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         return list(ranker.rank(frame, labels))
 
     def _raw(self, matrix: np.ndarray) -> np.ndarray:
-        raw = np.asarray(self.detector_.anomaly_score(matrix), dtype=np.float64).ravel()
-        if raw.shape[0] != matrix.shape[0]:
-            raise TrialFailed(f"detector {self.detector!r} returned {raw.shape[0]} scores for {matrix.shape[0]} rows")
+        return self._checked(np.asarray(self.detector_.anomaly_score(matrix), dtype=np.float64).ravel(), len(matrix))
+
+    def _checked(self, raw: np.ndarray, n_rows: int) -> np.ndarray:
+        if raw.shape[0] != n_rows:
+            raise TrialFailed(f"detector {self.detector!r} returned {raw.shape[0]} scores for {n_rows} rows")
         if not np.all(np.isfinite(raw)):
             raise TrialFailed(f"detector {self.detector!r} produced NaN or infinite scores")
         return raw
@@ -125,24 +134,14 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     # -- why is this row an outlier? ---------------------------------------------------------
 
-    def _contribution_baseline(self, matrix: np.ndarray, max_rows: int = 2_000) -> np.ndarray | None:
-        """Median per-column contribution on (a subsample of) the training rows, or None when the
-        detector's score is not a sum over features."""
-        if not hasattr(self.detector_, "feature_contributions"):
-            return None
-        rows = matrix
-        if len(matrix) > max_rows:
-            rows = matrix[np.sort(np.random.default_rng(self.random_state).choice(len(matrix), size=max_rows, replace=False))]
-        return np.median(self._column_contributions(rows), axis=0)
-
     def _column_contributions(self, matrix: np.ndarray) -> np.ndarray:
         terms = np.asarray(self.detector_.feature_contributions(matrix), dtype=np.float64)
         sources = self.encoder_.source_columns()
         if terms.shape != (matrix.shape[0], len(sources)):
             raise TrialFailed(f"detector {self.detector!r} returned contributions of shape {terms.shape}, expected {(matrix.shape[0], len(sources))}")
-        names = self.contribution_columns_
-        index = np.array([names.index(source) for source in sources])
-        summed = np.zeros((matrix.shape[0], len(names)))
+        position = {name: i for i, name in enumerate(self.contribution_columns_)}
+        index = np.array([position[source] for source in sources])
+        summed = np.zeros((matrix.shape[0], len(position)))
         np.add.at(summed.T, index, terms.T)  # the terms of one-hot/missing-indicator features add up per column
         return summed
 

@@ -17,10 +17,10 @@ DATASETS = REPO.parent / "shared" / "datasets"
 CLI = [sys.executable, "-m", "automl_od.cli"]
 
 
-def blobs(n: int = 240, n_outliers: int = 12, d: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian inliers plus far-away outliers; y marks the outliers (1)."""
+def blobs(n: int = 240, n_outliers: int = 12, d: int = 4, seed: int = 0, loc: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian inliers plus outliers centred at ``loc`` in every feature; y marks the outliers (1)."""
     rng = np.random.default_rng(seed)
-    X = np.r_[rng.normal(size=(n, d)), rng.normal(loc=6.0, size=(n_outliers, d))]
+    X = np.r_[rng.normal(size=(n, d)), rng.normal(loc=loc, size=(n_outliers, d))]
     y = np.r_[np.zeros(n), np.ones(n_outliers)].astype(np.int64)
     order = rng.permutation(len(X))
     return X[order], y[order]

@@ -18,13 +18,12 @@ from automl_od.plugins.smote import (
 from automl_od.registry import Registry, get_plugin_manager, registry_with
 from automl_od.spaces import resolve_space
 
+from conftest import blobs
 
-def imbalanced(n_normal: int = 60, n_anomalies: int = 10, d: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = np.r_[rng.normal(size=(n_normal, d)), rng.normal(loc=4.0, size=(n_anomalies, d))]
-    y = np.r_[np.zeros(n_normal), np.ones(n_anomalies)].astype(np.int64)
-    order = rng.permutation(len(y))
-    return X[order], y[order]
+
+def imbalanced() -> tuple[np.ndarray, np.ndarray]:
+    """60 normal rows and 10 anomalies centred at 4, in 3 features."""
+    return blobs(n=60, n_outliers=10, d=3, loc=4.0)
 
 
 def nearest_minority(minority: np.ndarray, k: int) -> list[set[int]]:
