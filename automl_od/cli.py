@@ -105,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
+    tracking = search.add_argument_group("MLflow tracking and model registry")
+    tracking.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
+                          "local store ~/.automl-od/mlflow.db; AUTOML_OD_HOME moves it)")
+    tracking.add_argument("--no-tracking", action="store_true", help="log nothing to MLflow")
+    tracking.add_argument("--tracking-optional", action="store_true", help="if the tracking store is unreachable, search "
+                          "anyway and log nothing (default: stop with an error before the search starts)")
+    tracking.add_argument("--experiment", default="automl-od", help="MLflow experiment name (default automl-od)")
+    tracking.add_argument("--register-as", metavar="NAME", help="register the winner in the MLflow model registry under NAME")
+    tracking.add_argument("--alias", default="champion", help="alias set on the registered version (default champion)")
+    tracking.add_argument("--log-example-rows", type=_positive_int, metavar="N", help="put N real rows in the logged model's "
+                          "input example (default: an example built from the schema, so no data lands on the tracking server)")
 
     rank = commands.add_parser("rank", help="rank the columns of a table and report their data quality",
                                description="Rank the columns of DATA, best first, with a registered feature ranker, "
@@ -120,13 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     predict = commands.add_parser("predict", help="score a table with a fitted pipeline",
-                                  description="Score DATA with the best pipeline of a search (its --out folder or its "
-                                  "best_pipeline.joblib) and write anomaly_score and is_outlier per row.")
-    predict.add_argument("model", metavar="MODEL", help="a search's output folder or its best_pipeline.joblib")
+                                  description="Score DATA with the best pipeline of a search (its --out folder, its "
+                                  "best_pipeline.joblib, or an MLflow model URI) and write anomaly_score and is_outlier per row.")
+    predict.add_argument("model", metavar="MODEL", help="a search's output folder, its best_pipeline.joblib, or an MLflow "
+                         "model URI (models:/NAME@champion, runs:/RUN_ID/model, a local MLflow model folder)")
     _add_data_arguments(predict)
     predict.add_argument("--out", metavar="FILE", help="CSV to write (default: stdout)")
     predict.add_argument("--batch-size", type=_positive_int, default=100_000, help="rows scored at a time (default 100000)")
     predict.add_argument("--explain", type=_positive_int, metavar="N", help="also write each row's N most contributing columns")
+    predict.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI for models:/ and runs:/ URIs (default: "
+                         "MLFLOW_TRACKING_URI, else the local store that `search` logs to)")
 
     plugins = commands.add_parser("plugins", help="list the plugins and their components",
                                   description="List the registered plugins, their versions and the components each registers.")
@@ -221,11 +235,20 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"budget {budget or '-'} trials, {args.time_budget or '-'} s; output in {out}", file=sys.stderr)
     if args.ray_auth_token_file:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(args.ray_auth_token_file).resolve())
+    tracking: Any = False
+    if not args.no_tracking:
+        from automl_od.tracking import TrackingSettings
+
+        tracking = TrackingSettings(uri=args.tracking_uri, experiment=args.experiment, alias=args.alias,
+                                    required=not args.tracking_optional, example_rows=args.log_example_rows or 0,
+                                    run_name=f"search {_stem(args.data)}")
+    elif args.register_as:
+        raise UserInputError("--register-as needs tracking: drop --no-tracking")
     model = AutoOD(budget=budget, time_budget_s=args.time_budget, controller=args.controller, space=args.space,
                    contamination=args.contamination, novelty=args.novelty, random_state=args.seed, n_workers=args.workers,
                    resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
-                   defaults_first=not args.no_defaults_first,
+                   defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
                    out_dir=str(out), verbose=not args.quiet)
     try:
         with warnings.catch_warnings():
@@ -249,6 +272,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     _print_leaderboard(model.leaderboard_)
     print(f"\nbest: {model.best_config_['detector']} (reward {model.best_score_:.4f}; {model.evaluation_})")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
+    return _print_tracking(model, args)
+
+
+def _print_tracking(model: Any, args: argparse.Namespace) -> int:
+    """Where the search was logged; exit 1 when --register-as asked for a registration that failed."""
+    if not model.tracking_run_id_:
+        return 0
+    from automl_od.tracking import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    print(f"mlflow: run {model.tracking_run_id_} in experiment {args.experiment!r} at {uri}"
+          + (f"; model {model.model_uri_}" if model.model_uri_ else ""))
+    if uri.startswith("sqlite:"):
+        print(f"  browse it with: mlflow ui --backend-store-uri {uri}")
+    if args.register_as:
+        if model.registered_version_ is None:
+            print(f"automl-od: error: the search finished (outputs in {args.out or 'the output folder'}) but registering "
+                  f"{args.register_as!r} failed: {'; '.join(model.tracking_errors_)[:300]}", file=sys.stderr)
+            return 1
+        print(f"  registered: models:/{args.register_as}@{args.alias} (version {model.registered_version_}); score with: "
+              f"automl-od predict models:/{args.register_as}@{args.alias} DATA")
     return 0
 
 
@@ -395,7 +439,17 @@ def _write_ranking(table: Any, quality: Any, out: Path, args: argparse.Namespace
 def cmd_predict(args: argparse.Namespace) -> int:
     import joblib
 
+    from automl_od.data import check_readable
+
+    check_readable(args.data)  # before a model is fetched from a server
+    if args.out and Path(args.out).resolve() == Path(args.data).resolve():
+        raise UserInputError("--out must not be the input file")
     model_path = Path(args.model)
+    if _is_mlflow_model(args.model):
+        from automl_od.tracking import load_pipeline
+
+        pipeline = load_pipeline(args.model, args.tracking_uri)
+        return _predict_with(pipeline, args)
     if model_path.is_dir():
         model_path = model_path / "best_pipeline.joblib"
     if not model_path.is_file():
@@ -404,8 +458,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         pipeline = joblib.load(model_path)
     except Exception as exc:
         raise UserInputError(f"cannot load {str(model_path)!r}: {_one_line(exc)}") from None
-    if args.out and Path(args.out).resolve() == Path(args.data).resolve():
-        raise UserInputError("--out must not be the input file")
+    return _predict_with(pipeline, args)
+
+
+def _is_mlflow_model(text: str) -> bool:
+    """models:/, runs:/ and other artifact URIs, or a local folder holding an MLmodel file
+    (checked without importing MLflow, so plain predictions stay fast)."""
+    schemes = ("models:/", "runs:/", "mlflow-artifacts:/", "s3://", "gs://", "wasbs://", "dbfs:/")
+    return text.startswith(schemes) or (Path(text) / "MLmodel").is_file()
+
+
+def _predict_with(pipeline: Any, args: argparse.Namespace) -> int:
     rows = _score_file(pipeline, args.data, args.no_header, list(args.drop or []), Path(args.out) if args.out else None,
                        batch_size=args.batch_size, explain=args.explain or 0)
     if args.out:

@@ -61,6 +61,11 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     ``y`` in ``fit`` follows ADBench: 1 = known anomaly, 0 = unlabelled or normal.
     ``score_samples`` is lower = more abnormal (scikit-learn); ``-score_samples`` is the
     user-facing ``anomaly_score`` in [0, 1].
+
+    ``tracking`` logs the search to MLflow (see :mod:`automl_od.tracking`): True uses
+    ``MLFLOW_TRACKING_URI`` or the embedded local store, a string is a tracking URI, a
+    :class:`~automl_od.tracking.TrackingSettings` says everything, False logs nothing.
+    ``register_as`` registers the winner under that name with the alias ``champion``.
     """
 
     def __init__(self, budget: int | None = 20, time_budget_s: float | None = None, controller: str = "tpe",
@@ -68,12 +73,14 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                  random_state: int | None = None, n_workers: int | None = None,
                  resources_per_trial: dict[str, float] | None = None, address: str | None = None,
                  early_stopping: bool = False, trial_timeout_s: float | None = None, max_rows: int | None = 20_000,
-                 defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False) -> None:
+                 defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False,
+                 tracking: bool | str | Any = True, register_as: str | None = None) -> None:
         self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
         self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
         self.early_stopping, self.trial_timeout_s, self.max_rows = early_stopping, trial_timeout_s, max_rows
         self.defaults_first, self.out_dir, self.verbose = defaults_first, out_dir, verbose
+        self.tracking, self.register_as = tracking, register_as
 
     def _validate(self) -> float:
         if self.budget is None and self.time_budget_s is None:
@@ -102,6 +109,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
+        tracker = self._start_tracking(frame, resume)  # an unreachable store fails here, before Ray starts
+        self.tracking_run_id_ = tracker.run_id if tracker else None
+        self.model_uri_ = self.registered_version_ = None
         from automl_od.runner import init_ray
 
         init_ray(self.address)  # start (or reach) Ray first: its workers boot while the plan is built
@@ -120,14 +130,23 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                                   early_stopping=self.early_stopping, verbose=self.verbose,
                                   warm_start=bool(self.defaults_first))
         out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
+        plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")
+                   for name, c in registry.components(kind).items()}
         try:
-            trials = run_search(data, space, settings, out_dir, resume=resume)
+            trials = run_search(data, space, settings, out_dir, resume=resume,
+                                on_record=(lambda row: tracker.log_trial(row, plugins)) if tracker else None)
+        except BaseException as exc:
+            if tracker:
+                tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
         finally:
             if not self.out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
         self.leaderboard_ = leaderboard_frame(trials)
         best = _best_trial(trials)
         if best is None:
+            if tracker:
+                tracker.abort("FAILED")
             reasons = "; ".join(sorted({str(t.get("reason")) for t in trials if t.get("reason")})[:3])
             if not trials and self.time_budget_s:
                 raise UserInputError(f"no trial finished within the time budget of {self.time_budget_s:g} s; raise it")
@@ -138,9 +157,34 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
         self.threshold_ = self.best_pipeline_.threshold_
         self.offset_ = -self.threshold_
+        if tracker:
+            tracker.finish(self, frame, labels, trials, Path(self.out_dir) if self.out_dir else None)
+            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
+            self.tracking_errors_ = list(tracker.errors)
+            tracker.report()
         if self.verbose:
             print(f"best: {best['detector']} reward {best['reward']:.4f}", file=sys.stderr)
         return self
+
+    def _start_tracking(self, frame: pl.DataFrame, resume: bool) -> Any:
+        if self.tracking is False or self.tracking is None:
+            return None
+        from automl_od.tracking import SearchTracker, TrackingSettings, schema_of
+
+        if isinstance(self.tracking, TrackingSettings):
+            settings = TrackingSettings(**{**vars(self.tracking), "register_as": self.register_as or self.tracking.register_as})
+        elif self.tracking is True or isinstance(self.tracking, str):
+            settings = TrackingSettings(uri=None if self.tracking is True else self.tracking, register_as=self.register_as)
+        else:
+            raise UserInputError(f"tracking must be True, False, a tracking URI or a TrackingSettings, got {self.tracking!r}")
+        space = self.space if isinstance(self.space, str) else "custom"
+        params = {"budget": self.budget, "time_budget_s": self.time_budget_s, "controller": self.controller, "space": space,
+                  "contamination": self.contamination, "novelty": self.novelty, "random_state": self.random_state,
+                  "n_workers": self.n_workers, "resources_per_trial": self.resources_per_trial, "address": self.address,
+                  "early_stopping": self.early_stopping, "trial_timeout_s": self.trial_timeout_s, "max_rows": self.max_rows,
+                  "defaults_first": self.defaults_first, "skipped_components": self.skipped_components_ or None}
+        return SearchTracker.start(settings, params, schema_of(frame), out_dir=Path(self.out_dir) if self.out_dir else None,
+                                   resume=resume)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "best_pipeline_")

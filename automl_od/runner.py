@@ -126,6 +126,11 @@ class _RecordTrials:
         self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
         self.best: float | None = None
         self.done = self._count()
+        self.history: dict[str, list[list[Any]]] = {}  # per-epoch validation rewards of running trials
+
+    def progress(self, trial: Any, result: dict[str, Any]) -> None:
+        if result.get("status") == "running" and "epoch" in result:
+            self.history.setdefault(trial.trial_id, []).append([result["epoch"], result.get("reward")])
 
     def _count(self) -> int:
         return sum(1 for _ in self.path.open()) if self.path.exists() else 0
@@ -144,6 +149,8 @@ class _RecordTrials:
                 row[key] = result[key]
         if "training_iteration" in result:
             row["reports"] = result["training_iteration"]
+        if trial.trial_id in self.history:
+            row["history"] = self.history.pop(trial.trial_id)
         if error is not None:
             row.update(status="failed", reason=error, reward=None)
         elif row.get("status") == "running":
@@ -173,6 +180,9 @@ def _make_callback(recorder: _RecordTrials) -> Any:
     from ray.tune import Callback
 
     class RecordTrialsCallback(Callback):
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            recorder.progress(trial, result)
+
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             recorder.record(trial, trial.last_result)
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,19 @@ import pytest
 # never load whatever third-party plugins happen to be installed on the machine
 os.environ["AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# searches track to MLflow by default: into a throw-away embedded store, never the user's ~/.automl-od
+os.environ["AUTOML_OD_HOME"] = tempfile.mkdtemp(prefix="automl_od_home_")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 CLI = [sys.executable, "-m", "automl_od.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def blobs(n: int = 240, n_outliers: int = 12, d: int = 4, seed: int = 0, loc: float = 6.0) -> tuple[np.ndarray, np.ndarray]:

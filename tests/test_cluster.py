@@ -16,16 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import blobs
+from conftest import blobs, free_port
 from test_cli import run_cli
 
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -35,7 +29,7 @@ def token_cluster(tmp_path):
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     subprocess.run([RAY, "get-auth-token", "--generate"], env=env, check=True, capture_output=True, timeout=60)
     token_file = home / ".ray" / "auth_token"
-    port = _free_port()
+    port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # unix socket paths must stay short
     log = (tmp_path / "head.log").open("w")
     head = subprocess.Popen(

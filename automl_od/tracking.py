@@ -1,0 +1,573 @@
+"""MLflow tracking and model-registry handoff: all of automl-od's MLflow glue, in one place.
+
+A search is a parent run; each trial a nested child run, logged from the driver (the Tune
+callback that records trials), so trials running on other machines of a Ray cluster are
+logged too and a SQLite store never sees concurrent writers. At the end the parent run gets
+the leaderboard, the schema, plots, and the refitted winner as a pyfunc model that carries
+its own code and pinned requirements; ``register_as`` registers it and points an alias at it.
+
+With no tracking URI (argument or ``MLFLOW_TRACKING_URI``) the store is a local SQLite file
+under ``$AUTOML_OD_HOME`` (default ``~/.automl-od``): ``mlflow.db`` plus ``artifacts/``, the
+same from every folder, so ``automl-od predict models:/NAME@champion`` finds it again.
+Tracking never kills a search: failures while logging are collected and reported at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import polars as pl
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from automl_od.errors import SearchNotice, UserInputError
+
+HOME_ENV = "AUTOML_OD_HOME"
+TRACKING_FILE = "tracking.json"  # in a search's --out folder: the parent run, for --resume
+PIPELINE_FILE = "pipeline.joblib"
+MODEL_NAME = "model"  # the model's name inside the parent run
+NUMERIC_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "duration_s", "folds_done")
+_MAX_PARAM = 6000
+_GIVE_UP_AFTER = 3  # consecutive logging failures before tracking stops trying for this search
+
+
+class TrackingUnavailable(UserInputError):
+    """The tracking store cannot be reached or used; raised before the search starts."""
+
+
+@dataclass
+class TrackingSettings:
+    """Where and what to log. ``required=False`` runs the search untracked (with a notice)
+    when the store is unreachable; ``example_rows`` > 0 puts that many real rows in the
+    model's input example (the default builds one from the schema, so no data lands there)."""
+
+    uri: str | None = None
+    experiment: str = "automl-od"
+    register_as: str | None = None
+    alias: str = "champion"
+    required: bool = True
+    example_rows: int = 0
+    run_name: str | None = None
+
+
+def tracking_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or Path.home() / ".automl-od").expanduser().resolve()
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """An explicit URI, else ``MLFLOW_TRACKING_URI``, else the embedded SQLite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{tracking_home() / 'mlflow.db'}"
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Local stores keep artifacts next to the database (MLflow's default is ``./mlruns`` of
+    whichever folder the search ran in); servers choose their own."""
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///"))
+        folder = database.parent / ("artifacts" if database.name == "mlflow.db" else f"{database.stem}-artifacts")
+        return folder.resolve().as_uri()
+    return None
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """Fail fast against a dead server instead of MLflow's default minutes of retries."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (http(s) only)
+            response.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingUnavailable(f"the MLflow tracking server at {uri} is unreachable ({reason}); start it, point "
+                                  "--tracking-uri elsewhere, or run with --no-tracking (or --tracking-optional to "
+                                  "search anyway and log nothing)") from None
+
+
+def open_store(uri: str, experiment: str) -> tuple[MlflowClient, str]:
+    """A client and the experiment's id, checked before anything runs."""
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        _probe_server(uri)
+    elif scheme == "sqlite":
+        database = Path(uri.removeprefix("sqlite:///"))
+        try:
+            database.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingUnavailable(f"cannot create the tracking store's folder {database.parent}: {exc.strerror}; "
+                                      f"set {HOME_ENV} or --tracking-uri to a writable place") from None
+    try:
+        with _quick_http(), _quiet(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                experiment_id = client.create_experiment(experiment, artifact_location=_artifact_location(uri))
+            else:
+                experiment_id = found.experiment_id
+    except Exception as exc:  # any store error: a bad scheme, a locked or foreign database, a refusing server
+        raise TrackingUnavailable(f"cannot use the tracking store {uri!r}: {' '.join(str(exc).split())[:300]}; fix "
+                                  "--tracking-uri / MLFLOW_TRACKING_URI or run with --no-tracking") from None
+    return client, experiment_id
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:_MAX_PARAM]
+
+
+def schema_of(frame: pl.DataFrame) -> dict[str, Any]:
+    """Column names and types and the row count: what the parent run says about the data."""
+    return {"rows": frame.height, "columns": [{"name": c, "dtype": str(t), "nulls": int(frame.get_column(c).null_count())}
+                                              for c, t in frame.schema.items()]}
+
+
+class SearchTracker:
+    """The parent run of one search; ``log_trial`` is the runner's ``on_record`` hook."""
+
+    def __init__(self, client: MlflowClient, uri: str, run_id: str, settings: TrackingSettings) -> None:
+        self.client, self.uri, self.run_id, self.settings = client, uri, run_id, settings
+        self.errors: list[str] = []
+        self._failures_in_a_row = 0
+        self._trials = 0
+        self._best: float | None = None
+        self.model_uri: str | None = None
+        self.registered_version: str | None = None
+
+    @classmethod
+    def start(cls, settings: TrackingSettings, params: dict[str, Any], schema: dict[str, Any], *,
+              out_dir: Path | None = None, resume: bool = False) -> SearchTracker | None:
+        """Open the store and start (or, on resume, reopen) the parent run. An unreachable store
+        raises :class:`TrackingUnavailable`, or with ``required=False`` warns and returns None."""
+        uri = resolve_tracking_uri(settings.uri)
+        try:
+            client, experiment_id = open_store(uri, settings.experiment)
+        except TrackingUnavailable as exc:
+            if settings.required:
+                raise
+            warnings.warn(f"tracking is off for this search: {exc}", SearchNotice, stacklevel=2)
+            return None
+        saved = out_dir / TRACKING_FILE if out_dir else None
+        if resume and saved and saved.exists():
+            state = json.loads(saved.read_text(encoding="utf-8"))
+            if state.get("uri") == uri:
+                client.update_run(state["run_id"], status="RUNNING")
+                tracker = cls(client, uri, state["run_id"], settings)
+                recorded = out_dir / "trials.jsonl" if out_dir else None  # the runner's record of finished trials
+                rows = [json.loads(line) for line in recorded.read_text(encoding="utf-8").splitlines()] if recorded and recorded.exists() else []
+                rewards = [r["reward"] for r in rows if r.get("status") == "ok" and r.get("reward") is not None]
+                tracker._trials, tracker._best = len(rows), max(rewards, default=None)
+                return tracker
+        run = client.create_run(experiment_id, run_name=settings.run_name, tags={"automl_od.kind": "search"})
+        tracker = cls(client, uri, run.info.run_id, settings)
+        tracker._safely("search settings", lambda: client.log_batch(
+            run.info.run_id, params=[Param(k, _text(v)) for k, v in params.items() if v is not None]))
+        tracker._safely("data schema", lambda: client.log_dict(run.info.run_id, schema, "schema.json"))
+        tracker._safely("data schema", lambda: client.log_batch(run.info.run_id, params=[
+            Param("data.rows", str(schema["rows"])), Param("data.columns", str(len(schema["columns"])))]))
+        tracker._save(saved)
+        return tracker
+
+    def _save(self, path: Path | None) -> None:
+        if path is not None:
+            path.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id, "trials": self._trials,
+                                        "best": self._best}), encoding="utf-8")
+
+    def _safely(self, what: str, action: Any) -> Any:
+        if self._failures_in_a_row >= _GIVE_UP_AFTER:
+            self.errors.append(f"{what}: not logged (tracking gave up after {_GIVE_UP_AFTER} failures in a row)")
+            return None
+        try:
+            with _quick_http():
+                result = action()
+        except Exception as exc:  # a search never dies because of tracking
+            self._failures_in_a_row += 1
+            self.errors.append(f"{what}: {' '.join(str(exc).split())[:200]}")
+            return None
+        self._failures_in_a_row = 0
+        return result
+
+    @property
+    def url(self) -> str:
+        return f"{self.uri} (run {self.run_id})"
+
+    def log_trial(self, row: dict[str, Any], plugins: dict[str, str] | None = None) -> None:
+        """One nested child run per recorded trial: parameters, metrics, status, reason, timing,
+        plugin versions, and the per-epoch validation rewards as metric steps."""
+        self._trials += 1
+        if row.get("status") == "ok" and row.get("reward") is not None:
+            self._best = row["reward"] if self._best is None else max(self._best, row["reward"])
+        now = int(time.time() * 1000)
+        started = now - int(1000 * float(row.get("duration_s") or 0.0))
+        config = row.get("config") or {}
+        params = [Param(k, _text(v)) for k, v in row.items()
+                  if k in ("detector", "ranker", "keep", "resampler") or k.startswith(("detector.", "ranker.", "resampler."))]
+        metrics = [Metric(k, float(row[k]), now, 0) for k in NUMERIC_KEYS
+                   if isinstance(row.get(k), int | float) and np.isfinite(row[k])]
+        metrics += [Metric("epoch_reward", float(reward), now, int(epoch)) for epoch, reward in row.get("history") or []
+                    if reward is not None and np.isfinite(reward)]
+        status = str(row.get("status", "failed"))
+        tags = {MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: f"trial {self._trials}: {row.get('detector', '?')}",
+                "status": status, "trial_id": str(row.get("trial_id"))}
+        if row.get("reason"):
+            tags["failure_reason"] = str(row["reason"])[:5000]
+        if row.get("resampling"):
+            tags["resampling"] = str(row["resampling"])[:5000]
+        for kind in ("detector", "ranker", "resampler"):
+            name = config.get(kind)
+            if name and plugins and name in plugins:
+                tags[f"plugin.{kind}"] = plugins[name]
+
+        def log() -> None:
+            run = self.client.create_run(self._experiment_id(), start_time=started, tags=tags)
+            self.client.log_batch(run.info.run_id, metrics=metrics, params=params)
+            self.client.set_terminated(run.info.run_id, {"ok": "FINISHED", "stopped early": "KILLED"}.get(status, "FAILED"), now)
+            if self._best is not None:
+                self.client.log_metric(self.run_id, "best_reward", self._best, now, self._trials)
+
+        self._safely(f"trial {row.get('trial_id')}", log)
+
+    def _experiment_id(self) -> str:
+        if not hasattr(self, "_experiment"):
+            self._experiment = self.client.get_run(self.run_id).info.experiment_id
+        return self._experiment
+
+    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]],
+               out_dir: Path | None = None) -> None:
+        """Leaderboard, plots and the winning pipeline (a pyfunc model, registered with
+        ``register_as``); then close the parent run."""
+        self._save(out_dir / TRACKING_FILE if out_dir else None)
+        run_id = self.run_id
+        self._safely("summary", lambda: self.client.log_batch(run_id, metrics=[
+            Metric("best_reward", float(model.best_score_), int(time.time() * 1000), self._trials),
+            Metric("trials", float(model.leaderboard_.height), int(time.time() * 1000), 0),
+            Metric("failed_trials", float((model.leaderboard_.get_column("status") != "ok").sum()), int(time.time() * 1000), 0),
+        ], tags=[RunTag("best_detector", str(model.best_config_["detector"])), RunTag("evaluation", str(model.evaluation_))]))
+        with tempfile.TemporaryDirectory(prefix="automl_od_mlflow_") as tmp:
+            board = Path(tmp) / "leaderboard.csv"
+            model.leaderboard_.write_csv(board)
+            self._safely("leaderboard", lambda: self.client.log_artifact(run_id, str(board)))
+            for name, figure in self._safely("plots", lambda: _plots(model, frame, labels, trials)) or []:
+                self._safely(f"plot {name}", lambda name=name, figure=figure: self.client.log_figure(run_id, figure, f"plots/{name}.png"))
+                _close(figure)
+            self.model_uri = self._safely("model", lambda: log_pipeline_model(self, model, frame, Path(tmp)))
+        if self.model_uri and self.settings.register_as:
+            self.registered_version = self._safely("registration", lambda: self._register(model))
+        self._safely("run status", lambda: self.client.set_terminated(run_id, "FINISHED"))
+
+    def _register(self, model: Any) -> str:
+        name, alias = str(self.settings.register_as), self.settings.alias
+        with _tracking_uri(self.uri):
+            version = mlflow.register_model(str(self.model_uri), name, await_registration_for=60).version
+        description = (f"automl-od search run {self.run_id}: {model.best_config_['detector']} with validation reward "
+                       f"{model.best_score_:.4f} ({model.evaluation_}); {model.sampled_rows_} rows x "
+                       f"{model.n_features_in_} columns; budget {model.budget}, controller {model.controller}.")
+        self.client.update_model_version(name, str(version), description=description)
+        self.client.set_registered_model_alias(name, alias, str(version))
+        return str(version)
+
+    def abort(self, status: str = "FAILED") -> None:
+        self._safely("run status", lambda: self.client.set_terminated(self.run_id, status))
+
+    def report(self) -> None:
+        if self.errors:
+            shown = "; ".join(self.errors[:3]) + (f"; and {len(self.errors) - 3} more" if len(self.errors) > 3 else "")
+            warnings.warn(f"tracking: {len(self.errors)} item(s) were not logged to {self.uri}: {shown}", SearchNotice, stacklevel=3)
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (model logging, registration) reads a process-wide URI: set it
+    briefly, and keep MLflow's progress bars and info lines out of the CLI's output."""
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        with _quiet():
+            yield
+    finally:
+        mlflow.set_tracking_uri(previous or "")
+        mlflow.set_registry_uri(previous or "")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow's info lines (database set-up, "Created version ...") stay out of the CLI's output."""
+    import io
+    import logging
+
+    logger = logging.getLogger("mlflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _plots(model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """Best-so-far reward against trials; the winner's scores with its threshold; with labels,
+    its ROC and precision-recall curves (on the search rows it was refitted on)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    figures = []
+    rewards = np.array([t["reward"] if t.get("status") == "ok" and t.get("reward") is not None else np.nan for t in trials], dtype=float)
+    best = np.fmax.accumulate(np.where(np.isnan(rewards), -np.inf, rewards)) if len(rewards) else rewards
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(np.arange(1, len(rewards) + 1), rewards, "o", alpha=0.5, label="trial reward (failed: missing)")
+    ax.step(np.arange(1, len(best) + 1), np.where(np.isinf(best), np.nan, best), where="post", label="best so far")
+    ax.set(xlabel="trial (in finishing order)", ylabel="validation reward", title="search progress")
+    ax.legend()
+    figures.append(("best_so_far", fig))
+    scores = model.best_pipeline_.anomaly_score(frame)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(scores, bins=50, color="grey")
+    ax.axvline(float(model.best_pipeline_.threshold_), color="red", label="is_outlier threshold")
+    ax.set(xlabel="anomaly_score", ylabel="rows", title=f"winner's scores on the search rows ({model.best_config_['detector']})")
+    ax.legend()
+    figures.append(("score_distribution", fig))
+    if labels is not None and 0 < labels.sum() < len(labels):
+        from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+
+        for name, display in (("roc", RocCurveDisplay), ("precision_recall", PrecisionRecallDisplay)):
+            fig, ax = plt.subplots(figsize=(5, 5))
+            display.from_predictions(labels, scores, ax=ax, name="winner, refit on these rows (in-sample)")
+            figures.append((name, fig))
+    for _, figure in figures:
+        figure.tight_layout()
+    return figures
+
+
+def _close(figure: Any) -> None:
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+# --- the winner as a pyfunc model -----------------------------------------------------------
+
+class OutlierPipelineModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """pyfunc face of a fitted :class:`~automl_od.pipeline.OutlierPipeline`: ``predict``
+    returns ``anomaly_score`` and ``is_outlier`` per row, as everywhere else in automl-od."""
+
+    def load_context(self, context: Any) -> None:
+        import joblib
+
+        self.pipeline = joblib.load(context.artifacts["pipeline"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+        return self.pipeline.score_frame(frame).to_pandas()
+
+
+
+
+_MLFLOW_TYPES = {"Int": "long", "UInt": "long", "Float": "double", "Boolean": "boolean", "String": "string",
+                 "Categorical": "string", "Enum": "string", "Datetime": "datetime", "Date": "datetime"}
+
+
+def _mlflow_type(dtype: pl.DataType) -> str:
+    name = str(dtype)
+    for prefix, kind in _MLFLOW_TYPES.items():
+        if name.startswith(prefix):
+            return kind
+    return "string"
+
+
+def signature_and_example(frame: pl.DataFrame, example_rows: int = 0) -> tuple[Any, Any]:
+    """The model's input signature and example. The example is built from the schema (zeros,
+    False, "example"), not from the user's rows, unless ``example_rows`` asks for real ones."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    kinds = {name: _mlflow_type(dtype) for name, dtype in frame.schema.items()}
+    inputs = Schema([ColSpec(kind, name, required=frame.get_column(name).null_count() == 0) for name, kind in kinds.items()])
+    outputs = Schema([ColSpec("double", "anomaly_score"), ColSpec("long", "is_outlier")])
+    if example_rows > 0:
+        example = frame.head(example_rows).to_pandas()
+    else:
+        filler = {"long": 0, "double": 0.0, "boolean": False, "string": "example", "datetime": pd.Timestamp("2000-01-01")}
+        example = pd.DataFrame({name: [filler[kind]] for name, kind in kinds.items()})
+        for name, kind in kinds.items():
+            if kind == "long":
+                example[name] = example[name].astype("int64")
+    return ModelSignature(inputs=inputs, outputs=outputs), example
+
+
+def _stage_code(target: Path) -> Path:
+    """automl-od's own code, laid out as an importable package (editable installs map
+    ``automl_od.plugins`` to another folder), for the model's ``code_paths``."""
+    import importlib
+
+    package = target / "automl_od"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("automl_od", "automl_od.plugins", "automl_od.search_spaces"):
+        source = Path(list(importlib.import_module(name).__path__)[0])
+        shutil.copytree(source, package.joinpath(*name.split(".")[1:]), ignore=ignore, dirs_exist_ok=True)
+    return package
+
+
+_CAPTURE = """
+import pickle, sys, pandas
+sys.path.insert(0, sys.argv[1])
+direct = set()
+class Recorder(pickle.Unpickler):
+    def find_class(self, module, name):
+        direct.add(module.split(".")[0])
+        return super().find_class(module, name)
+with open(sys.argv[2], "rb") as handle:
+    pipeline = Recorder(handle).load()
+pipeline.score_frame(__import__("polars").from_pandas(pandas.read_pickle(sys.argv[3])))
+print(" ".join(sorted(direct)))
+print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
+"""
+
+
+def _distributions(modules: set[str]) -> set[str]:
+    by_module = metadata.packages_distributions()
+    names = {d for m in modules - set(sys.stdlib_module_names) for d in by_module.get(m, [])}
+    return {d for d in names if _canonical(d) != "automl-od"}
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _unconditional_requirements(name: str) -> set[str]:
+    from packaging.requirements import Requirement
+
+    found: set[str] = set()
+    try:
+        texts = metadata.requires(name) or []
+    except metadata.PackageNotFoundError:
+        return found
+    for text in texts:
+        requirement = Requirement(text)
+        if requirement.marker is None:
+            found.add(_canonical(requirement.name))
+    return found
+
+
+def _dependencies(names: set[str]) -> set[str]:
+    """Every distribution the given ones need, transitively (unconditional requirements only)."""
+    seen: set[str] = set()
+    todo = [_canonical(n) for n in names]
+    while todo:
+        for requirement in _unconditional_requirements(todo.pop()):
+            if requirement not in seen:
+                seen.add(requirement)
+                todo.append(requirement)
+    return seen
+
+
+def model_requirements(pipeline: Any, example: Any, tmp: Path, code_root: Path) -> list[str]:
+    """Pinned pip requirements of a fitted pipeline, found in a fresh interpreter the way
+    MLflow's own inference works: the distributions of every module that unpickling and
+    scoring it imports, less those another listed one already requires (the packages its
+    pickle names directly, such as scikit-learn, stay pinned), plus mlflow and pandas for the
+    pyfunc interface. automl-od itself travels with the model as code."""
+    import pickle
+
+    capture, example_file = tmp / "capture.pkl", tmp / "example.pkl"
+    capture.write_bytes(pickle.dumps(pipeline))
+    example.to_pickle(example_file)
+    completed = subprocess.run([sys.executable, "-c", _CAPTURE, str(code_root), str(capture), str(example_file)],
+                               capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONNOUSERSITE": "1"})
+    if completed.returncode != 0:
+        raise RuntimeError(f"the pipeline does not load in a fresh interpreter: {completed.stderr.strip()[-300:]}")
+    direct_line, _, imported_line = completed.stdout.strip().partition("\n")
+    direct = _distributions(set(direct_line.split())) | {"mlflow", "pandas"}
+    imported = _distributions(set(imported_line.split())) | direct
+    keep = {d for d in imported if d in direct or _canonical(d) not in _dependencies(imported - {d})}
+    pins = []
+    for name in sorted(keep, key=str.lower):
+        try:
+            version = metadata.version(name).split("+")[0]  # local builds (torch 2.x+cpu): the public version
+        except metadata.PackageNotFoundError:
+            continue
+        pins.append(f"{name}=={version}")
+    return pins
+
+
+def log_pipeline_model(tracker: SearchTracker, model: Any, frame: pl.DataFrame, tmp: Path) -> str:
+    """Log the fitted winner into the parent run as a self-contained pyfunc model; its URI."""
+    import joblib
+
+    pipeline_file = tmp / PIPELINE_FILE
+    joblib.dump(model.best_pipeline_, pipeline_file)
+    signature, example = signature_and_example(frame, tracker.settings.example_rows)
+    code = _stage_code(tmp / "code")
+    requirements = model_requirements(model.best_pipeline_, example, tmp, code.parent)
+    with _tracking_uri(tracker.uri), mlflow.start_run(run_id=tracker.run_id), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info = mlflow.pyfunc.log_model(name=MODEL_NAME, python_model=OutlierPipelineModel(),
+                                       artifacts={"pipeline": str(pipeline_file)}, code_paths=[str(code)],
+                                       pip_requirements=requirements, signature=signature, input_example=example)
+    return str(info.model_uri)
+
+
+# --- reading models back ----------------------------------------------------------------------
+
+def load_pipeline(model_uri: str, tracking_uri: str | None = None) -> Any:
+    """The fitted pipeline inside an automl-od MLflow model (``models:/NAME@alias``,
+    ``runs:/ID/model``, a local model folder)."""
+    import joblib
+
+    uri = resolve_tracking_uri(tracking_uri)
+    with _quick_http(), tempfile.TemporaryDirectory(prefix="automl_od_model_") as tmp:
+        try:
+            if Path(model_uri).is_dir():
+                root = Path(model_uri)
+            else:
+                if urllib.parse.urlparse(uri).scheme in ("http", "https"):
+                    _probe_server(uri)
+                with _tracking_uri(uri), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+            found = sorted(root.glob(f"artifacts/{PIPELINE_FILE}")) or sorted(root.rglob(PIPELINE_FILE))
+            if not found:
+                raise UserInputError(f"{model_uri!r} is not an automl-od model (no {PIPELINE_FILE} in it)")
+            return joblib.load(found[0])
+        except UserInputError:
+            raise
+        except Exception as exc:
+            raise UserInputError(f"cannot load the model {model_uri!r} from {uri}: {' '.join(str(exc).split())[:300]}") from None
