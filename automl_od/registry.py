@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "automl_od.plugins.basic_resamplers",
     "automl_od.plugins.smote",
     "automl_od.plugins.optuna_controllers",
+    "automl_od.plugins.curiosity_controller",
 )
 
 _HOOK_BY_KIND: dict[ComponentKind, str] = {

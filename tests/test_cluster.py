@@ -67,9 +67,11 @@ def test_search_on_a_token_authenticated_cluster(tmp_path, token_cluster):
     out = tmp_path / "run"
     empty_home = tmp_path / "client-home"
     empty_home.mkdir()
-    result = run_cli("search", data, "--address", address, "--ray-auth-token-file", token_file, "--budget", "3",
-                     "--space", "fast", "--seed", "0", "--out", out, env={"HOME": str(empty_home)})
+    # the curiosity controller with 2 concurrent trials on the cluster's 2 CPUs
+    result = run_cli("search", data, "--address", address, "--ray-auth-token-file", token_file, "--budget", "4",
+                     "--space", "fast", "--controller", "curiosity", "--workers", "2", "--seed", "0", "--out", out,
+                     env={"HOME": str(empty_home)})
     assert result.returncode == 0, result.stderr
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
-    assert len(trials) == 3 and all(t["status"] == "ok" for t in trials)
+    assert len(trials) == 4 and all(t["status"] == "ok" for t in trials)
     assert (out / "scores.csv").exists()
