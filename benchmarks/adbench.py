@@ -195,7 +195,7 @@ def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config) 
     from automl_od import AutoOD
 
     model = AutoOD(budget=cfg.budget, time_budget_s=cfg.time_budget_s, random_state=seed, space=cfg.space,
-                   n_workers=cfg.n_workers, verbose=cfg.verbose)
+                   n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False)  # timed: no MLflow logging
     model.fit(split.X_train, labels)
     scores = -model.score_samples(split.X_test)
     best = model.best_params_

@@ -35,7 +35,7 @@ class AutoODWithoutLabels(AutoOD):
 
 
 @parametrize_with_checks(
-    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0)],
+    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0, tracking=False)],
     expected_failed_checks=lambda estimator: dict.fromkeys(MULTICLASS_Y_CHECKS, REJECTS_NON_BINARY_Y),
 )
 def test_sklearn_compatible(estimator, check):

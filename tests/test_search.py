@@ -32,13 +32,15 @@ def test_unsupervised_search_finds_the_outliers(blob_data):
     # the first-choice default (IsolationForest as scikit-learn ships it) was evaluated
     assert board.filter((pl.col("detector") == "isolation_forest") & pl.col("params").str.contains("n_estimators=100")).height >= 1
     assert set(np.unique(model.predict(X))) == {-1, 1}
+    # tracked by default (the suite's embedded store): a parent run and the winner as a model
+    assert model.tracking_run_id_ and model.model_uri_ and model.registered_version_ is None
 
 
 def test_labels_pandas_and_a_failing_trial(blob_data):
     X, y = blob_data
     frame = pd.DataFrame(X, columns=list("abcd"))
     space = {"detectors": {"one_class_svm": {"nu": {"type": "categorical", "choices": [0.1, 2.0]}}}}
-    model = AutoOD(budget=6, space=space, controller="random", random_state=1).fit(frame, pd.Series(y))
+    model = AutoOD(budget=6, space=space, controller="random", tracking=False, random_state=1).fit(frame, pd.Series(y))
     statuses = model.leaderboard_.get_column("status").to_list()
     assert "failed" in statuses and "ok" in statuses  # nu=2.0 fails, the search goes on
     failed = model.leaderboard_.filter(pl.col("status") == "failed").row(0, named=True)
@@ -51,7 +53,7 @@ def test_labels_pandas_and_a_failing_trial(blob_data):
 def test_time_budget_stops_the_search():
     X, _ = blobs(n=400)
     started = time.perf_counter()
-    model = AutoOD(budget=None, time_budget_s=12, space="fast", random_state=0).fit(X)
+    model = AutoOD(budget=None, time_budget_s=12, space="fast", tracking=False, random_state=0).fit(X)
     assert time.perf_counter() - started < 60
     assert model.leaderboard_.height >= 1
 
@@ -61,10 +63,10 @@ def test_single_labelled_anomaly_and_novelty(blob_data):
     one = np.zeros_like(y)
     one[np.flatnonzero(y)[0]] = 1
     with pytest.warns(SearchNotice, match="only 1 labelled anomaly"):
-        model = AutoOD(budget=2, space="fast", random_state=0).fit(X, one)
+        model = AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X, one)
     assert "leave-one-anomaly-out" in model.evaluation_
     clean = X[y == 0]
-    novelty = AutoOD(budget=2, space="fast", novelty=True, random_state=0).fit(clean)
+    novelty = AutoOD(budget=2, space="fast", novelty=True, tracking=False, random_state=0).fit(clean)
     assert "synthetic" in novelty.evaluation_
     assert novelty.threshold_ == pytest.approx(0.99)
     assert roc_auc_score(y, novelty.anomaly_score(X)) > 0.95
@@ -72,14 +74,14 @@ def test_single_labelled_anomaly_and_novelty(blob_data):
 
 def test_works_inside_a_sklearn_pipeline(blob_data):
     X, y = blob_data
-    pipe = make_pipeline(StandardScaler(), AutoOD(budget=2, space="fast", random_state=0))
+    pipe = make_pipeline(StandardScaler(), AutoOD(budget=2, space="fast", tracking=False, random_state=0))
     pipe.fit(X)
     assert roc_auc_score(y, -pipe.score_samples(X)) > 0.9
     assert pipe.predict(X).shape == (len(y),)
 
 
 def test_polars_input_with_categoricals(mixed_frame):
-    model = AutoOD(budget=2, space="fast", random_state=0).fit(mixed_frame)
+    model = AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(mixed_frame)
     assert model.anomaly_score(mixed_frame).shape == (mixed_frame.height,)
 
 
@@ -105,7 +107,7 @@ def test_search_uses_the_outrank_ranker_with_a_searched_top_k(mixed_frame):
     y = np.zeros(mixed_frame.height, dtype=np.int64)
     y[:5] = 1  # the rows with the extreme amounts
     space = {"detectors": {"isolation_forest": "default"}, "rankers": {"outrank": {"keep": {"type": "float", "low": 0.3, "high": 0.6}}}}
-    model = AutoOD(budget=3, space=space, random_state=0).fit(mixed_frame, y)
+    model = AutoOD(budget=3, space=space, tracking=False, random_state=0).fit(mixed_frame, y)
     assert set(model.leaderboard_.get_column("ranker").to_list()) == {"outrank"}
     assert all(0.3 <= k <= 0.6 for k in model.leaderboard_.get_column("keep").to_list())
     selected = model.best_pipeline_.selected_columns_
@@ -121,7 +123,7 @@ def test_search_over_the_new_detectors_with_early_stopping_and_explanations(blob
     epochs = {"type": "int", "low": 20, "high": 60}
     space = {"detectors": {"pae": {"epochs": epochs, "mss": {"type": "categorical", "choices": [False, True]}},
                            "autoencoder": {"epochs": epochs}, "isolation_forest": "default"}}
-    model = AutoOD(budget=6, space=space, controller="random", early_stopping=True, random_state=0, out_dir=tmp_path).fit(frame)
+    model = AutoOD(budget=6, space=space, controller="random", early_stopping=True, tracking=False, random_state=0, out_dir=tmp_path).fit(frame)
     board = model.leaderboard_
     trials = [json.loads(line) for line in (tmp_path / "trials.jsonl").read_text().splitlines()]
     # an autoencoder reports its validation reward about every tenth epoch, then the final result
