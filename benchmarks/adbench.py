@@ -189,13 +189,14 @@ class Config:
     space: str
     n_workers: int | None
     verbose: bool
+    controller: str = "tpe"
 
 
 def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config) -> tuple[np.ndarray, str]:
     from automl_od import AutoOD
 
     model = AutoOD(budget=cfg.budget, time_budget_s=cfg.time_budget_s, random_state=seed, space=cfg.space,
-                   n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False)  # timed: no MLflow logging
+                   controller=cfg.controller, n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False)  # timed: no MLflow logging
     model.fit(split.X_train, labels)
     scores = -model.score_samples(split.X_test)
     best = model.best_params_
@@ -583,6 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-budget", type=_positive_float, metavar="S",
                         help="AutoOD wall-clock limit per fit in seconds (default none)")
     parser.add_argument("--space", default="default", help="AutoOD search space preset or file (default %(default)s)")
+    parser.add_argument("--controller", default="tpe", help="AutoOD search controller (default %(default)s; give each "
+                        "controller its own --out)")
     parser.add_argument("--n-workers", type=_positive_int, help="AutoOD concurrent trials (default: all CPUs)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="default: all of %(choices)s")
@@ -643,7 +646,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     datasets = resolve(args, parser, find_datasets(args.data_dir))
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
-                 verbose=args.verbose)
+                 verbose=args.verbose, controller=args.controller)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"
           + (f" (gamma {args.gamma})" if "labelled" in args.setting else "")
           + f"; seeds {args.seeds}; methods {args.methods}; AutoOD budget {cfg.budget} trials"
