@@ -160,6 +160,15 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     assert len(final) == 14 and final[: len(first)] == first
     assert len({t["trial_id"] for t in final}) == 14
     assert pl.read_csv(out / "leaderboard.csv").height == 14
+    # MLflow (the suite's embedded store): the resumed search continued the same parent run
+    from mlflow import MlflowClient
+
+    state = json.loads((out / "tracking.json").read_text())
+    client = MlflowClient(tracking_uri=state["uri"])
+    parent = client.get_run(state["run_id"])
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["trial_id"] for c in children) == sorted(t["trial_id"] for t in final)
 
 
 @pytest.mark.slow
