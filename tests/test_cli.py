@@ -141,7 +141,9 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     path = tmp_path / "data.csv"
     pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(path)
     out = tmp_path / "run"
-    args = ["search", path, "--budget", "14", "--workers", "1", "--space", "fast", "--seed", "0", "--out", out]
+    # the curiosity controller is pickled with the search and continues learning after --resume
+    args = ["search", path, "--budget", "14", "--workers", "1", "--space", "fast", "--controller", "curiosity", "--seed", "0",
+            "--out", out]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trials = out / "trials.jsonl"
     deadline = time.time() + 240
