@@ -33,7 +33,12 @@ on-policy update, up to ``sil_updates`` steps sample ``sil_batch_size`` episodes
 proportional to max(R - V, 0) and minimise -log pi * max(R - V, 0) + 0.5 * max(R - V, 0)^2, V a
 learned scalar (the start state's value, also regressed on every standardised reward).
 
-``curiosity=False`` / ``self_imitation=False`` switch the parts off for the ablation. optuna and
+``curiosity=False`` / ``self_imitation=False`` switch the parts off for the ablation;
+``startup_trials`` = n samples the first n trials uniformly over the actions (the policy still
+learns from them). The defaults (lr 0.01, entropy_coef 0.1, one SIL update per result) were
+chosen on the controller table (``benchmarks/controller_ablation.py``, controller seeds 6-8;
+the README reports seeds 1-5): the first settings (lr 0.05, entropy 0.01, 2 SIL updates)
+stopped exploring after about 15 trials. optuna and
 torch are imported only when a sampler is built (the registry loads this plugin without them);
 ``CuriositySampler`` is created then, as a subclass of Optuna's BaseSampler, and found by pickle
 through the module's ``__getattr__``. Torch runs single-threaded inside the sampler's calls
@@ -212,10 +217,11 @@ class _Pending:
 class CuriosityController:
     """The controller's state and learning; ``CuriositySampler`` adds Optuna's BaseSampler."""
 
-    def __init__(self, seed: int | None = None, *, hidden_size: int = 32, n_bins: int = 8, lr: float = 0.05,
-                 entropy_coef: float = 0.01, baseline_decay: float = 0.8, eta: float = 0.3, eta_decay: float = 0.97,
-                 sil_updates: int = 2, sil_batch_size: int = 4, buffer_size: int = 64,
-                 failure_penalty: float | None = None, curiosity: bool = True, self_imitation: bool = True) -> None:
+    def __init__(self, seed: int | None = None, *, hidden_size: int = 32, n_bins: int = 8, lr: float = 0.01,
+                 entropy_coef: float = 0.1, baseline_decay: float = 0.8, eta: float = 0.3, eta_decay: float = 0.97,
+                 sil_updates: int = 1, sil_batch_size: int = 4, buffer_size: int = 64,
+                 failure_penalty: float | None = None, curiosity: bool = True, self_imitation: bool = True,
+                 startup_trials: int = 0) -> None:
         import torch
 
         for name, value in {"hidden_size": hidden_size, "n_bins": n_bins, "sil_batch_size": sil_batch_size,
@@ -228,7 +234,7 @@ class CuriosityController:
         self.n_bins, self.entropy_coef, self.baseline_decay = n_bins, entropy_coef, baseline_decay
         self.eta, self.eta_decay, self.sil_updates, self.sil_batch_size = eta, eta_decay, sil_updates, sil_batch_size
         self.buffer_size, self.failure_penalty = buffer_size, failure_penalty
-        self.curiosity, self.self_imitation = curiosity, self_imitation
+        self.curiosity, self.self_imitation, self.startup_trials = curiosity, self_imitation, startup_trials
         self._rng = np.random.default_rng(seed)
         self._gen = torch.Generator().manual_seed(int(self._rng.integers(2**31)))
         self._embed = 16
@@ -278,7 +284,7 @@ class CuriosityController:
                     self._logits(pending, key)
                 pending.x = self._heads[key][2][action].detach().view(1, -1)
             pending.n_fed = len(trial.distributions) + 1  # Optuna stores this parameter next
-            return self._decide(pending, param_name, param_distribution)
+            return self._decide(pending, param_name, param_distribution, uniform=trial.number < self.startup_trials)
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
         from optuna.study import StudyDirection
@@ -329,7 +335,7 @@ class CuriosityController:
         weight, bias, _ = self._heads[key]
         return pending.hc[0] @ weight.T + bias
 
-    def _decide(self, pending: _Pending, name: str, distribution: BaseDistribution) -> Any:
+    def _decide(self, pending: _Pending, name: str, distribution: BaseDistribution, uniform: bool = False) -> Any:
         import torch
 
         if distribution.single():
@@ -338,6 +344,8 @@ class CuriosityController:
         key = self._key(name, distribution)
         with torch.no_grad():
             probs = torch.softmax(self._logits(pending, key), -1).view(-1).numpy().astype(np.float64)
+        if uniform:  # start-up trials explore uniformly over the actions; the policy still learns from them
+            probs = np.ones_like(probs)
         action = int(self._rng.choice(len(probs), p=probs / probs.sum()))
         pending.x = self._heads[key][2][action].detach().view(1, -1)
         value = self._spaces[key].value(action, self._rng)

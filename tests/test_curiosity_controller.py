@@ -119,6 +119,12 @@ def test_policy_converges_to_the_rewarding_choice_within_60_trials(settings):
     assert sum(t.params["detector"] == "c" for t in study.trials[-10:]) >= 8
 
 
+def test_startup_trials_explore_uniformly_while_the_policy_learns():
+    study = run(curiosity_sampler(seed=1, startup_trials=1000), 60)
+    share = np.mean([t.params["detector"] == "c" for t in study.trials])
+    assert 0.1 < share < 0.45  # uniform over 4 detectors, not the policy's (which converges, above)
+
+
 def test_same_seed_and_results_give_the_same_proposals():
     def objective(trial):
         return toy_objective(trial) + trial.params[f"{trial.params['detector']}.x"]
