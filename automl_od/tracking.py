@@ -221,10 +221,6 @@ class SearchTracker:
         self._failures_in_a_row = 0
         return result
 
-    @property
-    def url(self) -> str:
-        return f"{self.uri} (run {self.run_id})"
-
     def log_trial(self, row: dict[str, Any], plugins: dict[str, str] | None = None) -> None:
         """One nested child run per recorded trial: parameters, metrics, status, reason, timing,
         plugin versions, and the per-epoch validation rewards as metric steps."""
