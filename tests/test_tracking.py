@@ -317,3 +317,17 @@ def test_embedded_store_is_found_again_from_another_folder(tmp_path, labelled_cs
     assert pl.read_csv(tmp_path / "b" / "s.csv").equals(pl.read_csv(tmp_path / "run" / "scores.csv"))
     # --register-as needs tracking
     assert run_cli("search", labelled_csv, "--no-tracking", "--register-as", "x").returncode == 2
+
+
+def test_signature_follows_the_schema_and_real_rows_only_on_request():
+    from automl_od.tracking import signature_and_example
+
+    frame = pl.DataFrame({"amount": [1.5, None, 3.0], "count": [1, 2, 3], "channel": ["web", "shop", "web"],
+                          "flag": [True, False, True]})
+    signature, example = signature_and_example(frame)
+    specs = {c.name: (c.type.name, c.required) for c in signature.inputs.inputs}
+    assert specs == {"amount": ("double", False), "count": ("long", True), "channel": ("string", True),
+                     "flag": ("boolean", True)}
+    assert example.to_dict("records") == [{"amount": 0.0, "count": 0, "channel": "example", "flag": False}]
+    _, real = signature_and_example(frame, example_rows=2)
+    assert real["channel"].tolist() == ["web", "shop"]
