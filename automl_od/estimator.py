@@ -158,7 +158,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.threshold_ = self.best_pipeline_.threshold_
         self.offset_ = -self.threshold_
         if tracker:
-            tracker.finish(self, frame, labels, trials, Path(self.out_dir) if self.out_dir else None)
+            tracker.finish(self, frame, labels, trials)
             self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
             self.tracking_errors_ = list(tracker.errors)
             tracker.report()
@@ -177,12 +177,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             settings = TrackingSettings(uri=None if self.tracking is True else self.tracking, register_as=self.register_as)
         else:
             raise UserInputError(f"tracking must be True, False, a tracking URI or a TrackingSettings, got {self.tracking!r}")
-        space = self.space if isinstance(self.space, str) else "custom"
-        params = {"budget": self.budget, "time_budget_s": self.time_budget_s, "controller": self.controller, "space": space,
-                  "contamination": self.contamination, "novelty": self.novelty, "random_state": self.random_state,
-                  "n_workers": self.n_workers, "resources_per_trial": self.resources_per_trial, "address": self.address,
-                  "early_stopping": self.early_stopping, "trial_timeout_s": self.trial_timeout_s, "max_rows": self.max_rows,
-                  "defaults_first": self.defaults_first, "skipped_components": self.skipped_components_ or None}
+        params = {k: v for k, v in self.get_params().items() if k not in ("tracking", "register_as", "out_dir", "verbose")}
+        params.update(space=self.space if isinstance(self.space, str) else "custom",
+                      skipped_components=self.skipped_components_ or None)
         return SearchTracker.start(settings, params, schema_of(frame), out_dir=Path(self.out_dir) if self.out_dir else None,
                                    resume=resume)
 

@@ -42,12 +42,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from automl_od.errors import SearchNotice, UserInputError
+from automl_od.runner import RESULT_KEYS, TRIALS_FILE, read_trials
 
 HOME_ENV = "AUTOML_OD_HOME"
 TRACKING_FILE = "tracking.json"  # in a search's --out folder: the parent run, for --resume
-PIPELINE_FILE = "pipeline.joblib"
+PIPELINE_FILE = "pipeline.pkl"  # the fitted pipeline, pickled once: the model's artifact and the requirements probe
 MODEL_NAME = "model"  # the model's name inside the parent run
-NUMERIC_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "duration_s", "folds_done")
 _MAX_PARAM = 6000
 _GIVE_UP_AFTER = 3  # consecutive logging failures before tracking stops trying for this search
 
@@ -187,8 +187,7 @@ class SearchTracker:
             if state.get("uri") == uri:
                 client.update_run(state["run_id"], status="RUNNING")
                 tracker = cls(client, uri, state["run_id"], settings)
-                recorded = out_dir / "trials.jsonl" if out_dir else None  # the runner's record of finished trials
-                rows = [json.loads(line) for line in recorded.read_text(encoding="utf-8").splitlines()] if recorded and recorded.exists() else []
+                rows = read_trials(saved.with_name(TRIALS_FILE))  # the runner's record of the finished trials
                 rewards = [r["reward"] for r in rows if r.get("status") == "ok" and r.get("reward") is not None]
                 tracker._trials, tracker._best = len(rows), max(rewards, default=None)
                 return tracker
@@ -204,8 +203,7 @@ class SearchTracker:
 
     def _save(self, path: Path | None) -> None:
         if path is not None:
-            path.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id, "trials": self._trials,
-                                        "best": self._best}), encoding="utf-8")
+            path.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id}), encoding="utf-8")
 
     def _safely(self, what: str, action: Any) -> Any:
         if self._failures_in_a_row >= _GIVE_UP_AFTER:
@@ -232,7 +230,7 @@ class SearchTracker:
         config = row.get("config") or {}
         params = [Param(k, _text(v)) for k, v in row.items()
                   if k in ("detector", "ranker", "keep", "resampler") or k.startswith(("detector.", "ranker.", "resampler."))]
-        metrics = [Metric(k, float(row[k]), now, 0) for k in NUMERIC_KEYS
+        metrics = [Metric(k, float(row[k]), now, 0) for k in RESULT_KEYS  # the numeric ones; the rest are tags
                    if isinstance(row.get(k), int | float) and np.isfinite(row[k])]
         metrics += [Metric("epoch_reward", float(reward), now, int(epoch)) for epoch, reward in row.get("history") or []
                     if reward is not None and np.isfinite(reward)]
@@ -262,16 +260,14 @@ class SearchTracker:
             self._experiment = self.client.get_run(self.run_id).info.experiment_id
         return self._experiment
 
-    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]],
-               out_dir: Path | None = None) -> None:
+    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]]) -> None:
         """Leaderboard, plots and the winning pipeline (a pyfunc model, registered with
         ``register_as``); then close the parent run."""
-        self._save(out_dir / TRACKING_FILE if out_dir else None)
-        run_id = self.run_id
+        run_id, now = self.run_id, int(time.time() * 1000)
         self._safely("summary", lambda: self.client.log_batch(run_id, metrics=[
-            Metric("best_reward", float(model.best_score_), int(time.time() * 1000), self._trials),
-            Metric("trials", float(model.leaderboard_.height), int(time.time() * 1000), 0),
-            Metric("failed_trials", float((model.leaderboard_.get_column("status") != "ok").sum()), int(time.time() * 1000), 0),
+            Metric("best_reward", float(model.best_score_), now, self._trials),
+            Metric("trials", float(model.leaderboard_.height), now, 0),
+            Metric("failed_trials", float((model.leaderboard_.get_column("status") != "ok").sum()), now, 0),
         ], tags=[RunTag("best_detector", str(model.best_config_["detector"])), RunTag("evaluation", str(model.evaluation_))]))
         with tempfile.TemporaryDirectory(prefix="automl_od_mlflow_") as tmp:
             board = Path(tmp) / "leaderboard.csv"
@@ -386,15 +382,14 @@ class OutlierPipelineModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name
     returns ``anomaly_score`` and ``is_outlier`` per row, as everywhere else in automl-od."""
 
     def load_context(self, context: Any) -> None:
-        import joblib
+        import pickle
 
-        self.pipeline = joblib.load(context.artifacts["pipeline"])
+        with open(context.artifacts["pipeline"], "rb") as handle:
+            self.pipeline = pickle.load(handle)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
         return self.pipeline.score_frame(frame).to_pandas()
-
-
 
 
 _MLFLOW_TYPES = {"Int": "long", "UInt": "long", "Float": "double", "Boolean": "boolean", "String": "string",
@@ -495,18 +490,15 @@ def _dependencies(names: set[str]) -> set[str]:
     return seen
 
 
-def model_requirements(pipeline: Any, example: Any, tmp: Path, code_root: Path) -> list[str]:
+def model_requirements(pipeline_file: Path, example: Any, tmp: Path, code_root: Path) -> list[str]:
     """Pinned pip requirements of a fitted pipeline, found in a fresh interpreter the way
     MLflow's own inference works: the distributions of every module that unpickling and
     scoring it imports, less those another listed one already requires (the packages its
     pickle names directly, such as scikit-learn, stay pinned), plus mlflow and pandas for the
     pyfunc interface. automl-od itself travels with the model as code."""
-    import pickle
-
-    capture, example_file = tmp / "capture.pkl", tmp / "example.pkl"
-    capture.write_bytes(pickle.dumps(pipeline))
+    example_file = tmp / "example.pkl"
     example.to_pickle(example_file)
-    completed = subprocess.run([sys.executable, "-c", _CAPTURE, str(code_root), str(capture), str(example_file)],
+    completed = subprocess.run([sys.executable, "-c", _CAPTURE, str(code_root), str(pipeline_file), str(example_file)],
                                capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONNOUSERSITE": "1"})
     if completed.returncode != 0:
         raise RuntimeError(f"the pipeline does not load in a fresh interpreter: {completed.stderr.strip()[-300:]}")
@@ -526,13 +518,13 @@ def model_requirements(pipeline: Any, example: Any, tmp: Path, code_root: Path) 
 
 def log_pipeline_model(tracker: SearchTracker, model: Any, frame: pl.DataFrame, tmp: Path) -> str:
     """Log the fitted winner into the parent run as a self-contained pyfunc model; its URI."""
-    import joblib
+    import pickle
 
     pipeline_file = tmp / PIPELINE_FILE
-    joblib.dump(model.best_pipeline_, pipeline_file)
+    pipeline_file.write_bytes(pickle.dumps(model.best_pipeline_))
     signature, example = signature_and_example(frame, tracker.settings.example_rows)
     code = _stage_code(tmp / "code")
-    requirements = model_requirements(model.best_pipeline_, example, tmp, code.parent)
+    requirements = model_requirements(pipeline_file, example, tmp, code.parent)
     with _tracking_uri(tracker.uri), mlflow.start_run(run_id=tracker.run_id), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(name=MODEL_NAME, python_model=OutlierPipelineModel(),
@@ -546,7 +538,7 @@ def log_pipeline_model(tracker: SearchTracker, model: Any, frame: pl.DataFrame, 
 def load_pipeline(model_uri: str, tracking_uri: str | None = None) -> Any:
     """The fitted pipeline inside an automl-od MLflow model (``models:/NAME@alias``,
     ``runs:/ID/model``, a local model folder)."""
-    import joblib
+    import pickle
 
     uri = resolve_tracking_uri(tracking_uri)
     with _quick_http(), tempfile.TemporaryDirectory(prefix="automl_od_model_") as tmp:
@@ -562,7 +554,7 @@ def load_pipeline(model_uri: str, tracking_uri: str | None = None) -> Any:
             found = sorted(root.glob(f"artifacts/{PIPELINE_FILE}")) or sorted(root.rglob(PIPELINE_FILE))
             if not found:
                 raise UserInputError(f"{model_uri!r} is not an automl-od model (no {PIPELINE_FILE} in it)")
-            return joblib.load(found[0])
+            return pickle.loads(found[0].read_bytes())
         except UserInputError:
             raise
         except Exception as exc:
