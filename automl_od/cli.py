@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
+    search.add_argument("--selection", choices=["auto", "meta", "search"], default="auto",
+                        help="how the winner is chosen: search (trials with a validation reward), meta (no labels: the "
+                        "meta-learned recommender picks an ensemble, no trials) or auto (default: meta for data without "
+                        "labelled anomalies and the default space, search otherwise)")
     search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -212,9 +216,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("automl_od_runs") / f"{_stem(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {str(out)!r} exists and is not a folder")
-    if not args.resume and (out / TRIALS_FILE).exists():
+    if not args.resume and ((out / TRIALS_FILE).exists() or (out / "search.json").exists()):
         raise UserInputError(f"{str(out)!r} already holds a search; continue it with --resume or choose another --out")
-    from automl_od.estimator import MIN_ROWS
+    from automl_od.estimator import MIN_ROWS, resolve_selection
     from automl_od.registry import default_registry
     from automl_od.spaces import resolve_space
 
@@ -226,13 +230,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         from automl_od.runner import probe_address
 
         probe_address(args.address)
+    selection = resolve_selection(args.selection, y, novelty=args.novelty, space=args.space)
     budget = args.budget if args.budget or args.time_budget else 20
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
-    print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; "
-          f"budget {budget or '-'} trials, {args.time_budget or '-'} s; output in {out}", file=sys.stderr)
+    how = ("meta-learned recommendation, no trials" if selection == "meta"
+           else f"budget {budget or '-'} trials, {args.time_budget or '-'} s")
+    print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
+          file=sys.stderr)
     if args.ray_auth_token_file:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(args.ray_auth_token_file).resolve())
     tracking: Any = False
@@ -249,7 +256,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                    resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
-                   out_dir=str(out), verbose=not args.quiet)
+                   out_dir=str(out), verbose=not args.quiet, selection=args.selection)
     try:
         with warnings.catch_warnings():
             default_show = warnings.showwarning
@@ -268,8 +275,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 130
     for name, reason in model.skipped_components_.items():
         print(f"notice: skipped {name}: {reason}", file=sys.stderr)
+    if model.selection_ == "meta" and (args.budget or args.time_budget):
+        print("notice: no labelled anomalies: the meta-learned recommender chose the detector without trials, so "
+              "--budget/--time-budget were not used (--selection search runs trials with the label-free reward)",
+              file=sys.stderr)
     _write_outputs(model, args, out)
-    _print_leaderboard(model.leaderboard_)
+    _print_leaderboard(model.leaderboard_, meta=model.selection_ == "meta")
     print(f"\nbest: {model.best_config_['detector']} (reward {model.best_score_:.4f}; {model.evaluation_})")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
     return _print_tracking(model, args)
@@ -353,11 +364,13 @@ def _explain_count(pipeline: Any, args: argparse.Namespace) -> int:
     return int(args.explain)
 
 
-def _print_leaderboard(leaderboard: Any, top: int = 10) -> None:
+def _print_leaderboard(leaderboard: Any, top: int = 10, meta: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"leaderboard (top {min(top, leaderboard.height)} of {leaderboard.height} trials)")
+    title = (f"meta-learned recommendations (best {min(top, leaderboard.height)}; reward = predicted test AUROC)" if meta
+             else f"leaderboard (top {min(top, leaderboard.height)} of {leaderboard.height} trials)")
+    table = Table(title=title)
     for column in ("rank", "detector", "status", "reward", "auroc", "params", "duration_s"):
         table.add_column(column, overflow="fold")
     for row in leaderboard.head(top).iter_rows(named=True):

@@ -66,6 +66,17 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     ``MLFLOW_TRACKING_URI`` or the embedded local store, a string is a tracking URI, a
     :class:`~automl_od.tracking.TrackingSettings` says everything, False logs nothing.
     ``register_as`` registers the winner under that name with the alias ``champion``.
+
+    ``selection`` decides how the winner is chosen. ``"search"``: the controller searches
+    ``space`` for ``budget`` trials and keeps the best validation reward (labelled anomalies give a
+    labelled reward; without labels it is the consensus reward of :mod:`automl_od.evaluation`).
+    ``"meta"`` (data without labels only): no trials; the meta-learned recommender of
+    :mod:`automl_od.meta` picks a rank-averaged ensemble of built-in detectors from label-free
+    meta-features, because on ADBench that beats every fixed detector and the consensus-reward
+    search (README, "Label-free selection"). ``"auto"`` (default): ``"meta"`` for data without
+    labelled anomalies (not ``novelty``) and the default space, ``"search"`` otherwise.
+    ``meta_exclude`` names library data sets the recommender must not use (benchmarks leave the
+    evaluated set out).
     """
 
     def __init__(self, budget: int | None = 20, time_budget_s: float | None = None, controller: str = "tpe",
@@ -74,13 +85,15 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                  resources_per_trial: dict[str, float] | None = None, address: str | None = None,
                  early_stopping: bool = False, trial_timeout_s: float | None = None, max_rows: int | None = 20_000,
                  defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False,
-                 tracking: bool | str | Any = True, register_as: str | None = None) -> None:
+                 tracking: bool | str | Any = True, register_as: str | None = None, selection: str = "auto",
+                 meta_exclude: tuple[str, ...] | list[str] | None = None) -> None:
         self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
         self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
         self.early_stopping, self.trial_timeout_s, self.max_rows = early_stopping, trial_timeout_s, max_rows
         self.defaults_first, self.out_dir, self.verbose = defaults_first, out_dir, verbose
         self.tracking, self.register_as = tracking, register_as
+        self.selection, self.meta_exclude = selection, meta_exclude
 
     def _validate(self) -> float:
         if self.budget is None and self.time_budget_s is None:
@@ -106,6 +119,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         labels = validate_labels(y, frame.height)
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
         registry = default_registry()
+        self.selection_ = resolve_selection(self.selection, labels, novelty=self.novelty, space=self.space)
+        if self.selection_ == "meta":
+            return self._fit_meta(frame, labels, registry, resume)
         registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
@@ -164,6 +180,57 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             tracker.report()
         if self.verbose:
             print(f"best: {best['detector']} reward {best['reward']:.4f}", file=sys.stderr)
+        return self
+
+    def _fit_meta(self, frame: pl.DataFrame, labels: np.ndarray | None, registry: Any, resume: bool) -> AutoOD:
+        """No labels: the meta-learned recommender picks an ensemble (see :mod:`automl_od.meta`)."""
+        import time
+
+        from automl_od.meta import MetaLibrary, member_pipeline, meta_features
+        from automl_od.pipeline import EnsemblePipeline
+
+        started = time.perf_counter()
+        self.skipped_components_ = {}
+        if labels is not None:
+            warnings.warn("the labels mark no row as an anomaly: choosing without labels", SearchNotice, stacklevel=3)
+        tracker = self._start_tracking(frame, resume)
+        self.tracking_run_id_ = tracker.run_id if tracker else None
+        self.model_uri_ = self.registered_version_ = None
+        try:
+            library = MetaLibrary.load()
+            seed = 0 if self.random_state is None else int(self.random_state)
+            choice = library.recommend(meta_features(frame, seed), exclude=list(self.meta_exclude or ()))
+            members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state) for m in choice.members]
+            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry)
+        except BaseException:
+            if tracker:
+                tracker.abort("FAILED")
+            raise
+        self.meta_choice_ = choice
+        self.evaluation_mode_ = "meta"
+        self.evaluation_ = (f"meta-learned recommendation: predicted test AUROC, distance-weighted over the {len(choice.neighbours)} "
+                            f"nearest of {len(library.entries)} ADBench library entries ({', '.join(choice.neighbour_sets)})")
+        self.evaluation_notes_ = []
+        trials = [_meta_trial(rank, group, predicted, time.perf_counter() - started if rank == 1 else 0.0)
+                  for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
+        self.leaderboard_ = leaderboard_frame(trials)
+        self.best_config_ = trials[0]["config"]
+        from automl_od.trial import flatten_config
+
+        self.best_params_ = flatten_config(self.best_config_)
+        self.best_score_ = choice.predicted_auroc
+        self.threshold_ = self.best_pipeline_.threshold_
+        self.offset_ = -self.threshold_
+        if tracker:
+            for row in trials:
+                tracker.log_trial(row)
+            tracker.finish(self, frame, labels, trials)
+            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
+            self.tracking_errors_ = list(tracker.errors)
+            tracker.report()
+        if self.verbose:
+            print(f"chosen without labels: ensemble of {', '.join(choice.members)} (predicted AUROC {choice.predicted_auroc:.3f}; "
+                  f"library neighbours {', '.join(choice.neighbour_sets)})", file=sys.stderr)
         return self
 
     def _start_tracking(self, frame: pl.DataFrame, resume: bool) -> Any:
@@ -267,6 +334,27 @@ def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None
             raise UserInputError(f"no {kind} in the search space fits this data: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
         space = space.restricted(kind, keep)
     return space, skipped
+
+
+def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any) -> str:
+    """'meta' or 'search' for this data (see ``AutoOD``'s ``selection``); a clear error for a bad choice."""
+    unlabelled = labels is None or not labels.any()
+    if selection not in ("auto", "meta", "search"):
+        raise UserInputError(f"selection must be 'auto', 'meta' or 'search', got {selection!r}")
+    if selection == "meta" and (not unlabelled or novelty):
+        raise UserInputError("selection 'meta' is for contaminated data without labels; with labelled anomalies or "
+                             "novelty the search validates candidates (use selection 'auto' or 'search')")
+    if selection == "auto":
+        return "meta" if unlabelled and not novelty and isinstance(space, str) and space == "default" else "search"
+    return selection
+
+
+def _meta_trial(rank: int, group: tuple[str, ...], predicted: float, duration_s: float) -> dict[str, Any]:
+    """A leaderboard row for one of the recommender's candidates (reward = predicted test AUROC)."""
+    config = {"detector": "ensemble", "detector_params": {"members": "+".join(group)}, "ranker": "all_features",
+              "ranker_params": {}, "keep": 1.0, "resampler": None, "resampler_params": {}}
+    return {"trial_id": f"meta_{rank:02d}", "status": "ok", "reward": predicted, "detector": "ensemble:" + "+".join(group),
+            "ranker": "all_features", "keep": 1.0, "config": config, "duration_s": duration_s, "reason": ""}
 
 
 def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:

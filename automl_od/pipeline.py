@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.base import BaseEstimator, OutlierMixin, clone
 
 from automl_od.data import TableEncoder, as_frame
 from automl_od.errors import TrialFailed, UserInputError
@@ -179,3 +179,55 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             columns[f"top_{i + 1}_contribution"] = np.take_along_axis(values, order[:, i:i + 1], axis=1).ravel()
         return pl.DataFrame(columns)
 
+
+
+class EnsemblePipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
+    """The average of several pipelines' ``anomaly_score`` (each one a position in its own training
+    scores' distribution, so this is rank averaging), rescaled onto its training distribution.
+
+    ``members`` are unfitted :class:`OutlierPipeline` objects; ``fit`` fits each on the same rows.
+    """
+
+    def __init__(self, members: list[OutlierPipeline] | None = None, contamination: float | str = "auto",
+                 novelty: bool = False) -> None:
+        self.members, self.contamination, self.novelty = members, contamination, novelty
+
+    @property
+    def detector(self) -> str:
+        return "ensemble(" + ", ".join(m.detector for m in self.members or []) + ")"
+
+    def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None) -> EnsemblePipeline:
+        if not self.members:
+            raise UserInputError("an ensemble needs at least one member pipeline")
+        frame = as_frame(X)
+        self.members_ = [clone(m).fit(frame, y, registry=registry) for m in self.members]
+        self.columns_in_ = list(frame.columns)
+        self.n_features_in_ = frame.width
+        self.scale_ = EmpiricalScoreScale().fit(self.raw_score(frame))
+        self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
+        self.offset_ = -self.threshold_
+        self.contribution_baseline_ = None  # a rank average is not a sum over features
+        return self
+
+    def raw_score(self, X: Any) -> np.ndarray:
+        frame = as_frame(X, columns=self.columns_in_ if not isinstance(X, pl.DataFrame) else None)
+        return np.mean([member.anomaly_score(frame) for member in self.members_], axis=0)
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        return self.scale_.transform(self.raw_score(X))
+
+    def is_outlier(self, X: Any) -> np.ndarray:
+        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
+        if explain:
+            self.feature_contributions(X)  # raises the explanation error
+        scores = self.anomaly_score(X)
+        return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
+
+    def feature_contributions(self, X: Any) -> pl.DataFrame:
+        raise UserInputError(f"the winner, {self.detector}, is a rank-averaged ensemble and does not break its score "
+                             "down by feature; explanations need a single additive detector (for example ecod, copod, hbos)")
+
+    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
+        return self.feature_contributions(X)

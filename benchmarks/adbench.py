@@ -86,7 +86,12 @@ DEFAULT_OUT = Path("benchmarks/results/adbench.csv")
 PUBLISHED_FILE = "published_aucroc.csv"
 MIN_ROWS, MAX_ROWS, TEST_SIZE = 1_000, 10_000, 0.3
 DEFAULT_BUDGET = 10
-METHODS = ("automl_od", "iforest", "lof", "hist_gb")
+#: The zoo's own detectors (and PyOD's, when installed) as fixed baselines at their defaults:
+#: method name -> registered detector.
+ZOO_BASELINES = {"knn": "knn", "ecod": "ecod", "copod": "copod", "hbos": "hbos", "mcd": "robust_covariance",
+                 "gmm": "gaussian_mixture", "ocsvm": "one_class_svm", "pyod_pca": "pyod_pca", "pyod_loda": "pyod_loda",
+                 "pyod_cblof": "pyod_cblof", "pyod_kde": "pyod_kde", "pyod_inne": "pyod_inne"}
+METHODS = ("automl_od", "iforest", "lof", "hist_gb", *ZOO_BASELINES)
 #: Baselines that see the partial labels (labelled setting only; skipped in the unsupervised one).
 LABEL_BASELINES = ("hist_gb",)
 #: Our baselines' names in the published table (unsupervised setting).
@@ -190,15 +195,25 @@ class Config:
     n_workers: int | None
     verbose: bool
     controller: str = "tpe"
+    selection: str = "auto"
 
 
-def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config) -> tuple[np.ndarray, str]:
+def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config, dataset: str) -> tuple[np.ndarray, str]:
+    """AutoOD with its defaults. The meta-learned recommender leaves ``dataset`` out of its library
+    (leave one data set out), and this checks that it did, so no figure is inflated by it."""
     from automl_od import AutoOD
 
     model = AutoOD(budget=cfg.budget, time_budget_s=cfg.time_budget_s, random_state=seed, space=cfg.space,
-                   controller=cfg.controller, n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False)  # timed: no MLflow logging
+                   controller=cfg.controller, n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False,  # timed: no MLflow logging
+                   selection=cfg.selection, meta_exclude=[dataset])
     model.fit(split.X_train, labels)
     scores = -model.score_samples(split.X_test)
+    if model.selection_ == "meta":
+        choice = model.meta_choice_
+        if dataset.lower() in {name.lower() for name in choice.neighbour_sets}:
+            raise RuntimeError(f"the meta recommender used {dataset} itself (leave-one-data-set-out violated)")
+        return scores, (f"ensemble:{'+'.join(choice.members)}; predicted {choice.predicted_auroc:.3f}; "
+                        f"neighbours {' '.join(choice.neighbour_sets)}; meta (library without {dataset})")
     best = model.best_params_
     board = model.leaderboard_
     n_ok = board.filter(pl.col("status") == "ok").height
@@ -222,16 +237,27 @@ def run_hist_gb(split: Split, labels: np.ndarray, seed: int) -> np.ndarray:
     return HistGradientBoostingClassifier(random_state=seed).fit(split.X_train, labels).decision_function(split.X_test)
 
 
-BASELINE_RUNNERS: dict[str, Callable[[Split, int], np.ndarray]] = {"iforest": run_iforest, "lof": run_lof}
+def zoo_runner(detector: str) -> Callable[[Split, int], np.ndarray]:
+    def run(split: Split, seed: int) -> np.ndarray:
+        from automl_od.registry import default_registry
+
+        model = default_registry().get("detector", detector).build({}, random_state=seed).fit(split.X_train)
+        return np.asarray(model.anomaly_score(split.X_test), dtype=np.float64)
+
+    return run
 
 
-def evaluate(method: str, split: Split, labels: np.ndarray | None, seed: int, cfg: Config) -> dict[str, Any]:
+BASELINE_RUNNERS: dict[str, Callable[[Split, int], np.ndarray]] = {
+    "iforest": run_iforest, "lof": run_lof, **{name: zoo_runner(detector) for name, detector in ZOO_BASELINES.items()}}
+
+
+def evaluate(method: str, split: Split, labels: np.ndarray | None, seed: int, cfg: Config, dataset: str = "") -> dict[str, Any]:
     """Fit, score and measure one method; failures become a row with ``error``."""
     row: dict[str, Any] = {"n_labelled": 0 if labels is None or method != "automl_od" else int(labels.sum())}
     started = time.perf_counter()
     try:
         if method == "automl_od":
-            scores, row["detail"] = run_automl(split, labels, seed, cfg)
+            scores, row["detail"] = run_automl(split, labels, seed, cfg, dataset)
         elif method in LABEL_BASELINES:
             assert labels is not None
             row["n_labelled"] = int(labels.sum())
@@ -365,7 +391,7 @@ def run(args: argparse.Namespace, datasets: dict[str, Path], cfg: Config) -> Non
                                 if labels is not None:
                                     row["detail"] = "unsupervised (sees no labels)"
                             else:
-                                row = evaluate(method, split, labels, seed, cfg)
+                                row = evaluate(method, split, labels, seed, cfg, name)
                                 if method in BASELINE_RUNNERS:  # unsupervised: the same for every gamma
                                     cache[method] = row
                             row.update(dataset=name, variant=variant, setting=setting, gamma=gamma, seed=seed,
@@ -586,9 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--space", default="default", help="AutoOD search space preset or file (default %(default)s)")
     parser.add_argument("--controller", default="tpe", help="AutoOD search controller (default %(default)s; give each "
                         "controller its own --out)")
+    parser.add_argument("--selection", choices=["auto", "meta", "search"], default="auto",
+                        help="AutoOD's selection (default %(default)s: the meta recommender without labels, with this "
+                        "data set left out of its library; search with labels)")
     parser.add_argument("--n-workers", type=_positive_int, help="AutoOD concurrent trials (default: all CPUs)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="default: all of %(choices)s")
+    parser.add_argument("--methods", nargs="+", choices=METHODS,
+                        help="default: all of %(choices)s (the pyod_* ones only when PyOD is installed)")
     parser.add_argument("--variant", choices=["protocol", "dedup", "both"],
                         help="protocol (ADBench, with duplicates), dedup or both (default protocol)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results CSV (default %(default)s)")
@@ -645,8 +674,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               "pass --data-dir or fetch the shared data sets. Nothing to run.")
         return 0
     datasets = resolve(args, parser, find_datasets(args.data_dir))
+    if not args.methods:
+        from automl_od.registry import default_registry
+
+        detectors = default_registry().components("detector")
+        args.methods = [m for m in METHODS if m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors]
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
-                 verbose=args.verbose, controller=args.controller)
+                 verbose=args.verbose, controller=args.controller, selection=args.selection)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"
           + (f" (gamma {args.gamma})" if "labelled" in args.setting else "")
           + f"; seeds {args.seeds}; methods {args.methods}; AutoOD budget {cfg.budget} trials"

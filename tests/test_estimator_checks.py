@@ -35,14 +35,16 @@ class AutoODWithoutLabels(AutoOD):
 
 
 @parametrize_with_checks(
-    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0, tracking=False)],
+    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),  # a search
+     AutoOD(random_state=0, tracking=False)],  # the defaults: without labels, the meta-learned recommendation
     expected_failed_checks=lambda estimator: dict.fromkeys(MULTICLASS_Y_CHECKS, REJECTS_NON_BINARY_Y),
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, space="fast", random_state=0, tracking=False)])
+@parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),
+                          AutoODWithoutLabels(random_state=0, tracking=False)])
 def test_sklearn_compatible_without_labels(estimator, check):
     if getattr(check, "func", check).__name__ not in MULTICLASS_Y_CHECKS:
         pytest.skip("covered by test_sklearn_compatible")

@@ -25,6 +25,7 @@ def test_wheel_installs_everything_under_the_package_namespace(tmp_path):
     assert "automl_od/plugins/sklearn_detectors.py" in names
     assert "automl_od/search_spaces/sklearn_detectors.yaml" in names
     assert "automl_od/search_spaces/presets/default.yaml" in names
+    assert "automl_od/meta_library.json" in names  # the label-free default needs it
     assert not any(name.startswith(("plugins/", "search_spaces/", "tests/")) for name in names)
 
     # a fresh virtual environment: the wheel itself, the dependencies borrowed from ours
@@ -43,13 +44,15 @@ def test_wheel_installs_everything_under_the_package_namespace(tmp_path):
         [str(python), "-c",
          "import automl_od, json; from automl_od.registry import default_registry; from automl_od.spaces import resolve_space;"
          "r = default_registry(); s = resolve_space('fast', r);"
-         "print(json.dumps({'file': automl_od.__file__, 'detectors': sorted(r.components('detector')), 'fast': s.names('detector')}))"],
+         "from automl_od.meta import MetaLibrary; n = len(MetaLibrary.load().entries);"
+         "print(json.dumps({'file': automl_od.__file__, 'detectors': sorted(r.components('detector')), 'fast': s.names('detector'), 'meta': n}))"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
     assert check.returncode == 0, check.stderr
     info = json.loads(check.stdout)
     assert info["file"].startswith(site)  # the installed copy, not the working tree
     assert "isolation_forest" in info["detectors"] and info["fast"] == ["isolation_forest", "robust_covariance", "ecod", "hbos"]
+    assert info["meta"] == 63
     top_level = subprocess.run([str(python), "-c", "import importlib.util; print(importlib.util.find_spec('plugins'))"],
                                capture_output=True, text=True, env=env, cwd=tmp_path)
     assert top_level.stdout.strip() == "None"  # no top-level 'plugins' module to collide with others
