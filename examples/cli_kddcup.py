@@ -1,9 +1,12 @@
 """CLI on a real mixed categorical/numeric table: KDD Cup 99 (10 %), the "SA" outlier set.
 
-    python examples/cli_kddcup.py [--budget 12]
+    python examples/cli_kddcup.py                               # the defaults (what make demo runs)
+    python examples/cli_kddcup.py --selection search --budget 12  # trials with the label-free reward instead
 
-(``make demo`` runs it.) The search samples 5,000 rows (``--max-rows``); the scores file covers
-all rows, scored in batches.
+(``make demo`` runs it.) Without labels the defaults choose by the meta-learned recommender (no
+trials; see the README's "Label-free selection"); ``--selection search`` runs a Ray Tune search
+with the label-free consensus reward. Either way 5,000 rows are sampled (``--max-rows``); the
+scores file covers all rows, scored in batches.
 
 The raw file is 80 % attacks, so (like scikit-learn's ``fetch_kddcup99(subset="SA")``) the
 example keeps every normal connection and a random 1 % of the attacks, writes that table to
@@ -37,7 +40,8 @@ COLUMNS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=int, default=12)
+    parser.add_argument("--selection", choices=["auto", "meta", "search"], default="auto")
+    parser.add_argument("--budget", type=int, help="trials, for --selection search (default 20)")
     parser.add_argument("--out", default="automl_od_runs/demo-kddcup")
     args = parser.parse_args()
     raw = pl.read_csv(require(DATASETS / "kddcup99" / "kddcup.data_10_percent.gz"), has_header=False, new_columns=COLUMNS)
@@ -54,7 +58,8 @@ def main() -> None:
     if out.exists():
         shutil.rmtree(out)  # the example's own output folder from an earlier run
     command = [sys.executable, "-m", "automl_od.cli", "search", str(data), "--drop", "connection_type", "is_attack",
-               "--budget", str(args.budget), "--max-rows", "5000", "--seed", "0", "--out", str(out)]
+               "--selection", args.selection, *(["--budget", str(args.budget)] if args.budget else []),
+               "--max-rows", "5000", "--seed", "0", "--out", str(out)]
     print("$ automl-od " + " ".join(command[3:]), flush=True)
     subprocess.run(command, check=True)
 

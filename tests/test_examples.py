@@ -12,17 +12,21 @@ from conftest import DATASETS, REPO
 
 @pytest.mark.slow
 def test_api_example(adbench_dir):
-    result = subprocess.run([sys.executable, "examples/api_adbench.py", "--budget", "3", "--dataset", "14_glass"],
+    result = subprocess.run([sys.executable, "examples/api_adbench.py", "--dataset", "14_glass"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "AutoOD test AUROC" in result.stdout and "vs IsolationForest" in result.stdout
+    assert "AutoOD test AUROC" in result.stdout and "(meta: " in result.stdout and "vs IsolationForest" in result.stdout
+    searched = subprocess.run([sys.executable, "examples/api_adbench.py", "--dataset", "14_glass", "--selection", "search",
+                               "--budget", "3"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert searched.returncode == 0, searched.stderr
+    assert "(search: " in searched.stdout
 
 
 @pytest.mark.slow
 def test_cli_example(tmp_path):
     if not (DATASETS / "kddcup99").is_dir():
         pytest.skip("KDD Cup 99 data not found")
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "cli_kddcup.py"), "--budget", "2", "--out", str(tmp_path / "run")],
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "cli_kddcup.py"), "--out", str(tmp_path / "run")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
     assert "AUROC of the label-free search's scores" in result.stdout

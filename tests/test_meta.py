@@ -185,3 +185,28 @@ def test_cli_search_without_labels_uses_the_recommender(tmp_path):
     assert labelled.returncode == 2 and "Traceback" not in labelled.stderr
     errors = [line for line in labelled.stderr.splitlines() if line.strip() and not line.startswith("notice:")]
     assert len(errors) == 1 and "for contaminated data without labels" in errors[0]
+
+
+def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
+    """The recommended ensemble goes through MLflow like a searched winner: runs, model, alias."""
+    monkeypatch.setenv("AUTOML_OD_HOME", str(tmp_path / "home"))
+    import mlflow
+    from mlflow import MlflowClient
+
+    X, _ = blobs(n=300, n_outliers=15, d=4, seed=6)
+    model = AutoOD(random_state=0, register_as="meta-od").fit(X)
+    assert model.registered_version_ == "1" and not model.tracking_errors_
+    uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent = client.get_run(model.tracking_run_id_)
+    assert parent.data.tags["best_detector"] == "ensemble" and parent.data.tags["evaluation"].startswith("meta-learned")
+    runs = client.search_runs([parent.info.experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 10 and {r.data.tags["status"] for r in children} == {"ok"}
+    mlflow.set_tracking_uri(uri)
+    try:
+        loaded = mlflow.pyfunc.load_model("models:/meta-od@champion")
+        predicted = loaded.predict(_frame(X).to_pandas())
+    finally:
+        mlflow.set_tracking_uri(None)
+    np.testing.assert_allclose(predicted["anomaly_score"].to_numpy(), model.anomaly_score(X))
