@@ -186,7 +186,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         """No labels: the meta-learned recommender picks an ensemble (see :mod:`automl_od.meta`)."""
         import time
 
-        from automl_od.meta import MetaLibrary, member_pipeline, meta_features
+        from automl_od.meta import MetaLibrary, member_pipeline, recommend_for
         from automl_od.pipeline import EnsemblePipeline
 
         started = time.perf_counter()
@@ -198,10 +198,10 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.model_uri_ = self.registered_version_ = None
         try:
             library = MetaLibrary.load()
-            seed = 0 if self.random_state is None else int(self.random_state)
-            choice = library.recommend(meta_features(frame, seed), exclude=list(self.meta_exclude or ()))
+            choice, base = recommend_for(frame, library, random_state=self.random_state, exclude=list(self.meta_exclude or ()))
             members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state) for m in choice.members]
-            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry)
+            reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
+            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry, fitted=reuse)
         except BaseException:
             if tracker:
                 tracker.abort("FAILED")

@@ -81,16 +81,21 @@ def member_pipeline(label: str, *, contamination: float | str = "auto", novelty:
                            novelty=novelty, random_state=random_state)
 
 
-def training_scores(frame: pl.DataFrame, labels: list[str], seed: int | None = 0) -> dict[str, np.ndarray]:
-    """Each member's raw scores on the rows it was fitted on; a member that cannot fit the data
-    (e.g. a covariance on fewer rows than columns) is left out."""
-    scores = {}
+def fit_members(frame: pl.DataFrame, labels: list[str] | tuple[str, ...], seed: int | None = 0) -> dict[str, Any]:
+    """Each member fitted on ``frame``; a member that cannot fit the data (e.g. a covariance on
+    fewer rows than columns) is left out."""
+    fitted = {}
     for label in labels:
         try:
-            scores[label] = member_pipeline(label, random_state=seed).fit(frame).raw_score(frame)
+            fitted[label] = member_pipeline(label, random_state=seed).fit(frame)
         except Exception:  # noqa: BLE001 - the meta-features treat a missing detector as "no agreement"
             continue
-    return scores
+    return fitted
+
+
+def training_scores(frame: pl.DataFrame, labels: list[str] | tuple[str, ...], seed: int | None = 0) -> dict[str, np.ndarray]:
+    """Each member's raw scores on the rows it was fitted on (members that cannot fit are left out)."""
+    return {label: pipeline.raw_score(frame) for label, pipeline in fit_members(frame, labels, seed).items()}
 
 
 def meta_features(frame: pl.DataFrame, seed: int | None = 0, scores: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -100,9 +105,9 @@ def meta_features(frame: pl.DataFrame, seed: int | None = 0, scores: dict[str, n
     from automl_od.data import TableEncoder
 
     if frame.height > META_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(frame.height, size=META_ROWS, replace=False))
+        rows = np.sort(np.random.default_rng(seed or 0).choice(frame.height, size=META_ROWS, replace=False))
         frame, scores = frame[rows], None
-    scores = scores if scores is not None else training_scores(frame, list(BASE), seed)
+    scores = scores if scores is not None else training_scores(frame, BASE, seed)
     correlations = []
     for a, b in itertools.combinations(BASE, 2):
         if a not in scores or b not in scores:
@@ -123,6 +128,19 @@ def meta_features(frame: pl.DataFrame, seed: int | None = 0, scores: dict[str, n
     stats = [np.log(len(X)), np.log(X.shape[1]), float(np.mean(skewness)), float(np.log1p(np.mean(kurt))),
              distinct_rows, distinct_values]
     return np.asarray(correlations + stats, dtype=np.float64)
+
+
+def recommend_for(frame: pl.DataFrame, library: MetaLibrary, *, random_state: int | None = None,
+                  exclude: tuple[str, ...] | list[str] = ()) -> tuple[MetaChoice, dict[str, Any]]:
+    """The recommendation for a table, and the base detectors already fitted on all of its rows
+    (the ensemble reuses those among its members instead of fitting them again)."""
+    base: dict[str, Any] = {}
+    if frame.height <= META_ROWS:
+        base = fit_members(frame, BASE, random_state)
+        features = meta_features(frame, random_state, {label: p.raw_score(frame) for label, p in base.items()})
+    else:  # the meta-features use a subsample; the members are fitted on every row
+        features = meta_features(frame, random_state)
+    return library.recommend(features, exclude=exclude), base
 
 
 @dataclass

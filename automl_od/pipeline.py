@@ -196,11 +196,16 @@ class EnsemblePipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def detector(self) -> str:
         return "ensemble(" + ", ".join(m.detector for m in self.members or []) + ")"
 
-    def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None) -> EnsemblePipeline:
+    def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None,
+            fitted: dict[int, OutlierPipeline] | None = None) -> EnsemblePipeline:
+        """Fit each member on (X, y); ``fitted`` maps member positions to pipelines already fitted
+        on exactly these rows (reused as they are)."""
         if not self.members:
             raise UserInputError("an ensemble needs at least one member pipeline")
         frame = as_frame(X)
-        self.members_ = [clone(m).fit(frame, y, registry=registry) for m in self.members]
+        fitted = fitted or {}
+        self.members_ = [fitted[i] if i in fitted else clone(m).fit(frame, y, registry=registry)
+                         for i, m in enumerate(self.members)]
         self.columns_in_ = list(frame.columns)
         self.n_features_in_ = frame.width
         self.scale_ = EmpiricalScoreScale().fit(self.raw_score(frame))
