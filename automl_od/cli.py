@@ -281,7 +281,7 @@ def cmd_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
     _write_outputs(model, args, out)
     _print_leaderboard(model.leaderboard_, meta=model.selection_ == "meta")
-    print(f"\nbest: {model.best_config_['detector']} (reward {model.best_score_:.4f}; {model.evaluation_})")
+    print(f"\nbest: {model.leaderboard_.get_column('detector')[0]} (reward {model.best_score_:.4f}; {model.evaluation_})")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
     return _print_tracking(model, args)
 

@@ -285,9 +285,14 @@ class SearchTracker:
         name, alias = str(self.settings.register_as), self.settings.alias
         with _tracking_uri(self.uri):
             version = mlflow.register_model(str(self.model_uri), name, await_registration_for=60).version
-        description = (f"automl-od search run {self.run_id}: {model.best_config_['detector']} with validation reward "
-                       f"{model.best_score_:.4f} ({model.evaluation_}); {model.sampled_rows_} rows x "
-                       f"{model.n_features_in_} columns; budget {model.budget}, controller {model.controller}.")
+        if getattr(model, "selection_", "search") == "meta":
+            description = (f"automl-od run {self.run_id}: rank-averaged ensemble of "
+                           f"{', '.join(model.meta_choice_.members)}, chosen without labels ({model.evaluation_}: "
+                           f"{model.best_score_:.4f}); {model.sampled_rows_} rows x {model.n_features_in_} columns.")
+        else:
+            description = (f"automl-od search run {self.run_id}: {model.best_config_['detector']} with validation reward "
+                           f"{model.best_score_:.4f} ({model.evaluation_}); {model.sampled_rows_} rows x "
+                           f"{model.n_features_in_} columns; budget {model.budget}, controller {model.controller}.")
         self.client.update_model_version(name, str(version), description=description)
         self.client.set_registered_model_alias(name, alias, str(version))
         return str(version)

@@ -1,27 +1,31 @@
 """Label-free model selection on ADBench: which way of choosing (or combining) detectors without
-labels lands closest to the per-set best, measured against every fixed detector in the same run.
+labels lands closest to the per-set best, against every fixed detector in the same run; and the
+builder of the meta library that ``AutoOD`` ships (``automl_od/meta_library.json``).
 
 Usage (from the repository root)::
 
-    python benchmarks/unsup_selection.py                 # 21 sets, seeds 1-3: fit the pool, then the table
-    python benchmarks/unsup_selection.py --analyse-only  # the table again from the cached scores
+    python benchmarks/unsup_selection.py                   # 21 sets x seeds 1-3: fit the pool (~11 min), compare
+    python benchmarks/unsup_selection.py --analyse-only    # the comparison again from the cached scores
+    python benchmarks/unsup_selection.py --build-library   # (re)write automl_od/meta_library.json, then compare
 
-Step 1 fits a fixed pool of candidate detectors (the built-in zoo's components at a few settings,
-the PyOD adapters when PyOD is installed) on each set's training part under the ADBench protocol
-(``benchmarks/adbench.py``'s ``prepare``: up/down-sampling, 70/30 split, min-max scaling) and
-caches their training and test scores (``--cache``, one ``.npz`` per set and seed).
+Step 1 fits a pool of candidate detectors (``automl_od.meta.MEMBERS``, the library's members, plus
+more settings of the zoo and PyOD's detectors when PyOD is installed) through the product's own
+pipeline (encoding included) on each set's training part under the ADBench protocol
+(``benchmarks/adbench.py``'s ``prepare``), and caches training and test scores, the
+meta-features (``automl_od.meta.meta_features``) and today's consensus scores (``--cache``, one
+``.npz`` per set and seed).
 
-Step 2 scores every strategy on the test parts. A strategy sees only the training part's scores
-(never a label) and yields test scores:
+Step 2 scores every strategy on the test parts. A strategy sees only the training part (never a
+label) and yields test scores:
 
 - ``fixed:<candidate>``: one detector everywhere (IsolationForest's defaults are ``fixed:iforest``);
-- ``consensus_pick``: the candidate whose training scores agree best (AUROC) with the pseudo-labels
-  of ``automl_od.evaluation.consensus_scores`` (today's label-free reward, in-sample);
-- ``central_pick``: the candidate most rank-correlated with the average rank of all candidates;
-- ``rank_mean:<group>``: the average of the candidates' training-rank-normalised scores;
-- ``top<k>_consensus``: the average of the k candidates that agree best with the consensus;
-- ``meta_lodo``: the candidate with the best mean test AUROC on the *other* sets (leave one data
-  set out: no set is scored by a choice that saw its labels).
+- ``consensus_pick`` / ``top3_consensus``: the candidate(s) whose training scores agree best
+  (AUROC) with the pseudo-labels of ``automl_od.evaluation.consensus_scores``, i.e. what the
+  label-free search's reward prefers (in-sample), the top 3 rank-averaged;
+- ``rank_mean:members`` / ``rank_mean:all``: the rank average of the library's members / of all;
+- ``meta_lodo``: ``AutoOD``'s default, the meta recommender (``automl_od.meta``) with the scored
+  set left out of the library (leave one data set out); ``meta_lodo_k<k>`` with other numbers of
+  neighbours.
 
 The per-set best candidate with hindsight ("oracle") is printed as the ceiling.
 """
@@ -191,6 +195,9 @@ def analyse(cache: Path, names: list[str], seeds: list[int]) -> None:
     import polars as pl
 
     entries = load_entries(cache, names, seeds)
+    if len({n for n, _ in entries}) < 2:
+        print("fewer than 2 data sets: no leave-one-data-set-out comparison to make")
+        return
     library = meta.MetaLibrary(library_data(entries))
     rows = []
     for (name, seed), entry in entries.items():

@@ -65,7 +65,7 @@ def main() -> None:
 
     scores = pl.read_csv(out / "scores.csv")
     auroc = roc_auc_score(table.get_column("is_attack").to_numpy(), scores.get_column("anomaly_score").to_numpy())
-    print(f"AUROC of the label-free search's scores against the held-back attack labels: {auroc:.4f}")
+    print(f"AUROC of the label-free scores against the held-back attack labels: {auroc:.4f}")
 
 
 if __name__ == "__main__":

@@ -203,6 +203,8 @@ def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     runs = client.search_runs([parent.info.experiment_id])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 10 and {r.data.tags["status"] for r in children} == {"ok"}
+    version = client.get_model_version_by_alias("meta-od", "champion")
+    assert "chosen without labels" in version.description and "+".join(model.meta_choice_.members) in model.best_config_["detector_params"]["members"]
     mlflow.set_tracking_uri(uri)
     try:
         loaded = mlflow.pyfunc.load_model("models:/meta-od@champion")
