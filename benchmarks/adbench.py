@@ -443,6 +443,48 @@ def load_published(data_dir: Path) -> pl.DataFrame | None:
     return pl.read_csv(path).select("dataset", "setting", "method", pl.col("aucroc_pct").cast(pl.Float64))
 
 
+def plot_per_set(frame: pl.DataFrame, path: Path) -> None:
+    """One panel per (variant, setting, gamma): each set's test AUROC (seed mean) for AutoOD, the
+    baselines and the per-set best baseline, sets sorted by AutoOD's figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = frame.filter(pl.col("auroc").is_not_null() & pl.col("error").is_null())
+    groups = sorted(ok.select("variant", "setting", "gamma").unique().iter_rows(), key=str)
+    if not groups:
+        return
+    fig, axes = plt.subplots(1, len(groups), figsize=(7 * len(groups), 0.32 * ok["dataset"].n_unique() + 2), squeeze=False)
+    for ax, (variant, setting, gamma) in zip(axes[0], groups, strict=True):
+        part = ok.filter((pl.col("variant") == variant) & (pl.col("setting") == setting) & (pl.col("gamma") == gamma))
+        wide = part.group_by("dataset", "method").agg(pl.col("auroc").mean() * 100).pivot(on="method", index="dataset",
+                                                                                          values="auroc")
+        if "automl_od" not in wide.columns:
+            continue
+        wide = wide.sort("automl_od")
+        baselines = [m for m in wide.columns if m not in ("dataset", "automl_od")]
+        y = np.arange(wide.height)
+        values = wide.select(baselines).to_numpy()
+        ax.scatter(np.nanmax(values, axis=1), y, marker="|", s=120, color="grey", label="best baseline (hindsight)")
+        for method, marker in (("iforest", "s"), ("mcd", "^"), ("hist_gb", "D")):
+            if method in wide.columns:
+                ax.scatter(wide[method], y, marker=marker, facecolors="none", edgecolors="tab:blue" if method == "iforest"
+                           else "tab:green", label=method)
+        ax.scatter(wide["automl_od"], y, marker="o", color="tab:red", label="automl_od", zorder=3)
+        ax.set_yticks(y, wide["dataset"].to_list())
+        title = f"{variant} / {setting}" + (f" {gamma:g} %" if setting == "labelled" else "")
+        means = ", ".join(f"{m} {wide[m].mean():.1f}" for m in ("automl_od", "iforest", "mcd", "hist_gb") if m in wide.columns)
+        ax.set(xlabel="test AUROC % (mean of seeds)", title=f"{title}\n{means}")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def summarize(frame: pl.DataFrame, published: pl.DataFrame | None) -> None:
     """Print the summary of every (variant, setting, gamma) group in the results."""
     ok = frame.filter(pl.col("auroc").is_not_null() & pl.col("error").is_null())
@@ -623,6 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results CSV (default %(default)s)")
     parser.add_argument("--resume", action="store_true", help="keep the CSV and skip the rows it already holds")
     parser.add_argument("--summary-only", action="store_true", help="print the summary of --out and exit")
+    parser.add_argument("--plot", type=Path, metavar="PNG", help="also draw the per-set results (one panel per setting)")
     parser.add_argument("--verbose", action="store_true", help="AutoOD prints its trials")
     return parser
 
@@ -668,6 +711,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"no results at {args.out}; nothing to summarize")
             return 0
         summarize(read_results(args.out), load_published(args.data_dir) if args.data_dir.is_dir() else None)
+        if args.plot:
+            plot_per_set(read_results(args.out), args.plot)
         return 0
     if not args.data_dir.is_dir() or not find_datasets(args.data_dir):
         print(f"ADBench data not found at {args.data_dir.resolve()} (expected *.npz files there); "
@@ -692,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         & pl.col("setting").is_in(args.setting) & pl.col("gamma").is_in(gammas)
         & pl.col("seed").is_in(args.seeds) & pl.col("method").is_in(args.methods))
     summarize(frame, load_published(args.data_dir))
+    if args.plot:
+        plot_per_set(frame, args.plot)
     return 0
 
 
