@@ -198,7 +198,10 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.model_uri_ = self.registered_version_ = None
         try:
             library = MetaLibrary.load()
-            choice, base = recommend_for(frame, library, random_state=self.random_state, exclude=list(self.meta_exclude or ()))
+            try:
+                choice, base = recommend_for(frame, library, random_state=self.random_state, exclude=list(self.meta_exclude or ()))
+            except ValueError as exc:  # meta_exclude names a set the library lacks, or every set
+                raise UserInputError(f"meta_exclude: {exc}") from None
             members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state) for m in choice.members]
             reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
             self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry, fitted=reuse)

@@ -184,6 +184,9 @@ class MetaLibrary:
     def recommend(self, features: np.ndarray, exclude: tuple[str, ...] | list[str] = (),
                   n_neighbours: int = N_NEIGHBOURS) -> MetaChoice:
         excluded = {name.lower() for name in exclude}
+        unknown = sorted(excluded - {name.lower() for name in self.datasets})
+        if unknown:
+            raise ValueError(f"cannot exclude {unknown}: not in the meta library (its data sets: {', '.join(self.datasets)})")
         keep = np.array([name.lower() not in excluded for name, _ in self.entries])
         if not keep.any():
             raise ValueError("the meta library has no entry left after the exclusions")

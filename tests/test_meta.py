@@ -65,6 +65,8 @@ def test_recommender_follows_the_nearest_entries_and_honours_exclusions():
     assert left_out.members == meta.candidate_groups()[7] and left_out.excluded == ("A", "b")
     with pytest.raises(ValueError, match="no entry left"):
         library.recommend(near, exclude=["a", "b", "c"])
+    with pytest.raises(ValueError, match="not in the meta library"):  # a typo must not silently exclude nothing
+        library.recommend(near, exclude=["6_cardio"])
 
 
 def test_library_for_other_candidates_is_refused():
@@ -140,6 +142,8 @@ def test_autood_without_labels_uses_the_meta_recommendation():
 
 def test_selection_modes_and_their_errors(blob_data):
     X, y = blob_data
+    with pytest.raises(UserInputError, match="meta_exclude: cannot exclude"):
+        AutoOD(meta_exclude=["no-such-set"], tracking=False).fit(X)
     with pytest.raises(UserInputError, match="selection must be"):
         AutoOD(selection="best", tracking=False).fit(X)
     with pytest.raises(UserInputError, match="is for contaminated data without labels"):
