@@ -119,10 +119,10 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         labels = validate_labels(y, frame.height)
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
         registry = default_registry()
+        registry.get("controller", self.controller)  # a bad name fails whichever way the winner is chosen
         self.selection_ = resolve_selection(self.selection, labels, novelty=self.novelty, space=self.space)
         if self.selection_ == "meta":
             return self._fit_meta(frame, labels, registry, resume)
-        registry.get("controller", self.controller)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
         tracker = self._start_tracking(frame, resume)  # an unreachable store fails here, before Ray starts

@@ -36,7 +36,9 @@ class AutoODWithoutLabels(AutoOD):
 
 @parametrize_with_checks(
     [AutoOD(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),  # a search
-     AutoOD(random_state=0, tracking=False)],  # the defaults: without labels, the meta-learned recommendation
+     # the default space: without labels the meta-learned recommendation; with the checks' 0/1 y a
+     # 2-trial search on one worker (seeded, so refits repeat exactly)
+     AutoOD(budget=2, n_workers=1, random_state=0, tracking=False)],
     expected_failed_checks=lambda estimator: dict.fromkeys(MULTICLASS_Y_CHECKS, REJECTS_NON_BINARY_Y),
 )
 def test_sklearn_compatible(estimator, check):
@@ -44,7 +46,7 @@ def test_sklearn_compatible(estimator, check):
 
 
 @parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),
-                          AutoODWithoutLabels(random_state=0, tracking=False)])
+                          AutoODWithoutLabels(budget=2, n_workers=1, random_state=0, tracking=False)])
 def test_sklearn_compatible_without_labels(estimator, check):
     if getattr(check, "func", check).__name__ not in MULTICLASS_Y_CHECKS:
         pytest.skip("covered by test_sklearn_compatible")
