@@ -21,7 +21,36 @@ from automl_od.registry import Registry, default_registry
 from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
 
 
-class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
+class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
+    """What every fitted pipeline offers on top of its ``raw_score``: the user-facing score (the
+    raw score's position among the training scores, ``scale_``) and the ``threshold_`` on it."""
+
+    scale_: EmpiricalScoreScale
+    threshold_: float
+
+    def raw_score(self, X: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """User-facing score in [0, 1], higher = more abnormal, comparable across detectors."""
+        return self.scale_.transform(self.raw_score(X))
+
+    def is_outlier(self, X: Any) -> np.ndarray:
+        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
+        """anomaly_score and is_outlier per row; with ``explain`` = N also the N columns that
+        contribute most to each row's score (see :meth:`explain`)."""
+        if explain:
+            return self.explain(X, top=explain)
+        scores = self.anomaly_score(X)
+        return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
+
+
+class OutlierPipeline(_ScaledPipeline):
     """A concrete ranker/top-k/resampler/detector combination, fitted on training rows only.
 
     ``anomaly_score(X)`` and ``is_outlier(X)`` follow the user-facing convention (see
@@ -117,21 +146,6 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         """The detector's own score (higher = more abnormal, detector-specific scale)."""
         return self._raw(self.transform_features(X))
 
-    def anomaly_score(self, X: Any) -> np.ndarray:
-        """User-facing score in [0, 1], higher = more abnormal, comparable across detectors."""
-        return self.scale_.transform(self.raw_score(X))
-
-    def is_outlier(self, X: Any) -> np.ndarray:
-        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
-
-    def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
-        """anomaly_score and is_outlier per row; with ``explain`` = N also the N columns that
-        contribute most to each row's score (see :meth:`explain`)."""
-        if explain:
-            return self.explain(X, top=explain)
-        scores = self.anomaly_score(X)
-        return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
-
     # -- why is this row an outlier? ---------------------------------------------------------
 
     def _column_contributions(self, matrix: np.ndarray) -> np.ndarray:
@@ -181,7 +195,7 @@ class OutlierPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
 
 
-class EnsemblePipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
+class EnsemblePipeline(_ScaledPipeline):
     """The average of several pipelines' ``anomaly_score`` (each one a position in its own training
     scores' distribution, so this is rank averaging), rescaled onto its training distribution.
 
@@ -217,18 +231,6 @@ class EnsemblePipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def raw_score(self, X: Any) -> np.ndarray:
         frame = as_frame(X, columns=self.columns_in_ if not isinstance(X, pl.DataFrame) else None)
         return np.mean([member.anomaly_score(frame) for member in self.members_], axis=0)
-
-    def anomaly_score(self, X: Any) -> np.ndarray:
-        return self.scale_.transform(self.raw_score(X))
-
-    def is_outlier(self, X: Any) -> np.ndarray:
-        return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
-
-    def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
-        if explain:
-            self.feature_contributions(X)  # raises the explanation error
-        scores = self.anomaly_score(X)
-        return pl.DataFrame({"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)})
 
     def feature_contributions(self, X: Any) -> pl.DataFrame:
         raise UserInputError(f"the winner, {self.detector}, is a rank-averaged ensemble and does not break its score "

@@ -65,7 +65,6 @@ EXTRA: dict[str, tuple[str, dict[str, Any]]] = {
     "inne": ("pyod_inne", {}),
 }
 POOL = {**meta.MEMBERS, **EXTRA}
-FAMILY = {label: detector for label, (detector, _) in POOL.items()}
 DEFAULT_CACHE = Path("benchmarks/results/unsup_scores")
 
 
@@ -73,6 +72,7 @@ def fit_pool(name: str, path: Path, seed: int, cache: Path) -> Path:
     """Fit every pool member through the product's pipeline (encoding included) on the training part."""
     import polars as pl
 
+    from automl_od.evaluation import consensus_scores
     from automl_od.pipeline import OutlierPipeline
     from automl_od.registry import default_registry
 
@@ -104,20 +104,13 @@ def fit_pool(name: str, path: Path, seed: int, cache: Path) -> Path:
     times.append(("meta_features", time.perf_counter() - started))
     arrays["times"] = np.array([t for _, t in times])
     arrays["time_labels"] = np.array([label for label, _ in times])
-    arrays["consensus"] = _consensus(train, seed)
+    arrays["consensus"] = consensus_scores(train, seed)  # what the label-free search's reward agrees with
     cache.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, **arrays)
     slow = sorted(times, key=lambda t: -t[1])[:3]
     print(f"{name} seed {seed}: {len(times) - 1} candidates in {sum(t for _, t in times):.1f} s "
           f"(slowest {', '.join(f'{label} {t:.1f}s' for label, t in slow)})", flush=True)
     return out
-
-
-def _consensus(train: Any, seed: int) -> np.ndarray:
-    """Today's label-free reward's consensus scores on the training part."""
-    from automl_od.evaluation import consensus_scores
-
-    return consensus_scores(train, seed)
 
 
 # --------------------------------------------------------------------------- strategies
