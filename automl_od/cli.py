@@ -102,10 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
-    search.add_argument("--selection", choices=["auto", "meta", "search"], default="auto",
+    search.add_argument("--selection", choices=["auto", "meta", "supervised", "search"], default="auto",
                         help="how the winner is chosen: search (trials with a validation reward), meta (no labels: the "
-                        "meta-learned recommender picks an ensemble, no trials) or auto (default: meta for data without "
-                        "labelled anomalies and the default space, search otherwise)")
+                        "meta-learned recommender picks an ensemble, no trials), supervised (labelled anomalies: the "
+                        "label-aware default learns from them, no trials) or auto (default, with the default space: meta "
+                        "without labelled anomalies, supervised with 1-2, search otherwise)")
     search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -236,8 +237,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"notice: {notice}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
-    how = ("meta-learned recommendation, no trials" if selection == "meta"
-           else f"budget {budget or '-'} trials, {args.time_budget or '-'} s")
+    how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
+        selection, f"budget {budget or '-'} trials, {args.time_budget or '-'} s")
     print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
           file=sys.stderr)
     if args.ray_auth_token_file:
@@ -275,13 +276,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 130
     for name, reason in model.skipped_components_.items():
         print(f"notice: skipped {name}: {reason}", file=sys.stderr)
-    if model.selection_ == "meta" and (args.budget or args.time_budget):
-        print("notice: no labelled anomalies: the meta-learned recommender chose the detector without trials, so "
-              "--budget/--time-budget were not used (--selection search runs trials with the label-free reward)",
+    if model.selection_ in ("meta", "supervised") and (args.budget or args.time_budget):
+        why = ("no labelled anomalies: the meta-learned recommender chose the detector" if model.selection_ == "meta"
+               else "too few labelled anomalies to validate a search: the label-aware default was fitted")
+        print(f"notice: {why} without trials, so --budget/--time-budget were not used (--selection search runs trials)",
               file=sys.stderr)
     _write_outputs(model, args, out)
     _print_leaderboard(model.leaderboard_, meta=model.selection_ == "meta")
-    print(f"\nbest: {model.leaderboard_.get_column('detector')[0]} (reward {model.best_score_:.4f}; {model.evaluation_})")
+    reward = "not validated" if model.selection_ == "supervised" else f"reward {model.best_score_:.4f}"
+    print(f"\nbest: {model.leaderboard_.get_column('detector')[0]} ({reward}; {model.evaluation_})")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
     return _print_tracking(model, args)
 

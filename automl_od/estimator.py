@@ -73,8 +73,13 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     ``"meta"`` (data without labels only): no trials; the meta-learned recommender of
     :mod:`automl_od.meta` picks a rank-averaged ensemble of built-in detectors from label-free
     meta-features, because on ADBench that beats every fixed detector and the consensus-reward
-    search (README, "Label-free selection"). ``"auto"`` (default): ``"meta"`` for data without
-    labelled anomalies (not ``novelty``) and the default space, ``"search"`` otherwise.
+    search (README, "Label-free selection"). ``"supervised"`` (1 or 2 labelled anomalies, too few
+    for any validation to tell candidates apart): no trials; the label-aware first choice
+    (CatBoost when installed, else HistGradientBoosting) learns from them with its defaults,
+    because on ADBench that beats the leave-one-anomaly-out search (README, "Learning from a few
+    labelled anomalies"). ``"auto"`` (default): ``"meta"`` for data without labelled anomalies
+    (not ``novelty``) and the default space, ``"supervised"`` for 1-2 labelled anomalies and the
+    default space, ``"search"`` otherwise.
     ``meta_exclude`` names library data sets the recommender must not use (benchmarks leave the
     evaluated set out).
     """
@@ -120,9 +125,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
         registry = default_registry()
         registry.get("controller", self.controller)  # a bad name fails whichever way the winner is chosen
-        self.selection_ = resolve_selection(self.selection, labels, novelty=self.novelty, space=self.space)
+        self.selection_ = resolve_selection(self.selection, labels, novelty=self.novelty, space=self.space, registry=registry)
         if self.selection_ == "meta":
             return self._fit_meta(frame, labels, registry, resume)
+        if self.selection_ == "supervised":
+            assert labels is not None  # resolve_selection checked it
+            return self._fit_supervised(frame, labels, registry, resume)
         space = resolve_space(self.space, registry)
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
         tracker = self._start_tracking(frame, resume)  # an unreachable store fails here, before Ray starts
@@ -159,7 +167,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             if not self.out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
         self.leaderboard_ = leaderboard_frame(trials)
-        best = _best_trial(trials)
+        best = _best_trial(trials, default=_default_config(registry, space) if plan.mode == "labelled" else None)
         if best is None:
             if tracker:
                 tracker.abort("FAILED")
@@ -234,6 +242,56 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         if self.verbose:
             print(f"chosen without labels: ensemble of {', '.join(choice.members)} (predicted AUROC {choice.predicted_auroc:.3f}; "
                   f"library neighbours {', '.join(choice.neighbour_sets)})", file=sys.stderr)
+        return self
+
+    def _fit_supervised(self, frame: pl.DataFrame, labels: np.ndarray, registry: Any, resume: bool) -> AutoOD:
+        """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
+        import time
+
+        from automl_od.pipeline import OutlierPipeline
+        from automl_od.trial import flatten_config
+
+        started = time.perf_counter()
+        name = supervised_prior(registry)
+        assert name is not None  # resolve_selection checked it
+        n_labelled = int(labels.sum())
+        self.skipped_components_ = {}
+        self.evaluation_mode_ = "supervised"
+        self.evaluation_ = (f"not validated: {n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'} cannot validate a "
+                            f"choice, so {name} (defaults) learns from all rows without a search")
+        self.evaluation_notes_ = [f"only {n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'}: too few to validate "
+                                  f"a search, so {name} with its defaults learns from them, untuned (selection='search' "
+                                  "searches with a leave-one-anomaly-out reward instead)"]
+        for note in self.evaluation_notes_:
+            warnings.warn(note, SearchNotice, stacklevel=3)
+        tracker = self._start_tracking(frame, resume)
+        self.tracking_run_id_ = tracker.run_id if tracker else None
+        self.model_uri_ = self.registered_version_ = None
+        try:
+            self.best_pipeline_ = OutlierPipeline(detector=name, contamination=self.contamination,
+                                                  random_state=self.random_state).fit(frame, labels, registry=registry)
+        except BaseException:
+            if tracker:
+                tracker.abort("FAILED")
+            raise
+        self.best_config_ = {"detector": name, "detector_params": {}, "ranker": "all_features", "ranker_params": {},
+                             "keep": 1.0, "resampler": None, "resampler_params": {}}
+        trials = [{"trial_id": "supervised", "status": "ok", "reward": None, "detector": name, "ranker": "all_features",
+                   "keep": 1.0, "config": self.best_config_, "duration_s": time.perf_counter() - started,
+                   "reason": "not validated (too few labelled anomalies)"}]
+        self.leaderboard_ = leaderboard_frame(trials)
+        self.best_params_ = flatten_config(self.best_config_)
+        self.best_score_ = float("nan")
+        self.threshold_ = self.best_pipeline_.threshold_
+        self.offset_ = -self.threshold_
+        if tracker:
+            tracker.log_trial(trials[0])
+            tracker.finish(self, frame, labels, trials)
+            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
+            self.tracking_errors_ = list(tracker.errors)
+            tracker.report()
+        if self.verbose:
+            print(f"chosen without a search: {name} learns from {n_labelled} labelled anomalies", file=sys.stderr)
         return self
 
     def _start_tracking(self, frame: pl.DataFrame, resume: bool) -> Any:
@@ -339,16 +397,40 @@ def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None
     return space, skipped
 
 
-def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any) -> str:
-    """'meta' or 'search' for this data (see ``AutoOD``'s ``selection``); a clear error for a bad choice."""
-    unlabelled = labels is None or not labels.any()
-    if selection not in ("auto", "meta", "search"):
-        raise UserInputError(f"selection must be 'auto', 'meta' or 'search', got {selection!r}")
-    if selection == "meta" and (not unlabelled or novelty):
+SELECTIONS = ("auto", "meta", "supervised", "search")
+
+
+def supervised_prior(registry: Any) -> str | None:
+    """The label-aware detector trusted without validation: the first one registered as a first choice
+    (CatBoost when it is installed, else HistGradientBoosting)."""
+    for name, component in registry.components("detector").items():
+        if component.capabilities.needs_labels and component.first_choice:
+            return name
+    return None
+
+
+def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Any = None) -> str:
+    """'meta', 'supervised' or 'search' for this data (see ``AutoOD``'s ``selection``); a clear error for a bad choice."""
+    from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
+    from automl_od.registry import default_registry
+
+    n_labelled = 0 if labels is None else int(labels.sum())
+    if selection not in SELECTIONS:
+        raise UserInputError(f"selection must be one of {', '.join(map(repr, SELECTIONS))}, got {selection!r}")
+    if selection == "meta" and (n_labelled or novelty):
         raise UserInputError("selection 'meta' is for contaminated data without labels; with labelled anomalies or "
                              "novelty the search validates candidates (use selection 'auto' or 'search')")
+    prior = supervised_prior(registry or default_registry())
+    if selection == "supervised" and (not n_labelled or novelty or prior is None):
+        raise UserInputError("selection 'supervised' needs labelled anomalies (y = 1), no novelty, and a label-aware "
+                             "detector registered as a first choice")
+    default_space = isinstance(space, str) and space == "default"
     if selection == "auto":
-        return "meta" if unlabelled and not novelty and isinstance(space, str) and space == "default" else "search"
+        if not n_labelled and not novelty and default_space:
+            return "meta"
+        if 0 < n_labelled < MIN_LABELLED_FOR_FOLDS and not novelty and default_space and prior is not None:
+            return "supervised"
+        return "search"
     return selection
 
 
@@ -360,8 +442,37 @@ def _meta_trial(rank: int, group: tuple[str, ...], predicted: float, duration_s:
             "ranker": "all_features", "keep": 1.0, "config": config, "duration_s": duration_s, "reason": ""}
 
 
-def _best_trial(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _default_config(registry: Any, space: Any) -> dict[str, Any] | None:
+    """The label-aware first choice with its default parameters, if the space holds it."""
+    name = supervised_prior(registry)
+    if name is None or name not in space.names("detector"):
+        return None
+    return {"detector": name, "detector_params": registry.get("detector", name).default_parameters()}
+
+
+def _best_trial(trials: list[dict[str, Any]], default: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The trial with the highest reward; with ``default`` (a detector and its default parameters),
+    the one-standard-error rule (Hastie, Tibshirani & Friedman, ESL 7.10): a trial of that default
+    configuration wins if its reward is within one standard error (fold spread / sqrt(folds)) of the
+    best, so a noisy fold average does not trade a strong default for a lucky candidate."""
     finished = [t for t in trials if t.get("status") == "ok" and t.get("reward") is not None]
     if not finished:
         return None
-    return max(finished, key=lambda t: (t["reward"], -trials.index(t)))
+    best = max(finished, key=lambda t: (t["reward"], -trials.index(t)))
+    if default is None:
+        return best
+    defaults = [t for t in finished if _is_default(t, default)]
+    if not defaults:
+        return best
+    candidate = max(defaults, key=lambda t: t["reward"])
+    folds = max(1, int(best.get("folds_done") or 1))
+    standard_error = float(best.get("reward_std") or 0.0) / np.sqrt(folds)
+    return candidate if candidate["reward"] >= best["reward"] - standard_error else best
+
+
+def _is_default(trial: dict[str, Any], default: dict[str, Any]) -> bool:
+    config = trial.get("config") or {}
+    if config.get("detector") != default["detector"] or config.get("resampler") or float(config.get("keep", 1.0)) != 1.0:
+        return False
+    params = config.get("detector_params") or {}
+    return all(default["detector_params"].get(key) == value for key, value in params.items())

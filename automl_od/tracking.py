@@ -265,7 +265,7 @@ class SearchTracker:
         ``register_as``); then close the parent run."""
         run_id, now = self.run_id, int(time.time() * 1000)
         self._safely("summary", lambda: self.client.log_batch(run_id, metrics=[
-            Metric("best_reward", float(model.best_score_), now, self._trials),
+            *([Metric("best_reward", float(model.best_score_), now, self._trials)] if np.isfinite(model.best_score_) else []),
             Metric("trials", float(model.leaderboard_.height), now, 0),
             Metric("failed_trials", float((model.leaderboard_.get_column("status") != "ok").sum()), now, 0),
         ], tags=[RunTag("best_detector", str(model.best_config_["detector"])), RunTag("evaluation", str(model.evaluation_))]))
@@ -289,6 +289,9 @@ class SearchTracker:
             description = (f"automl-od run {self.run_id}: rank-averaged ensemble of "
                            f"{', '.join(model.meta_choice_.members)}, chosen without labels ({model.evaluation_}: "
                            f"{model.best_score_:.4f}); {model.sampled_rows_} rows x {model.n_features_in_} columns.")
+        elif getattr(model, "selection_", "search") == "supervised":
+            description = (f"automl-od run {self.run_id}: {model.best_config_['detector']} with its defaults, "
+                           f"{model.evaluation_}; {model.sampled_rows_} rows x {model.n_features_in_} columns.")
         else:
             description = (f"automl-od search run {self.run_id}: {model.best_config_['detector']} with validation reward "
                            f"{model.best_score_:.4f} ({model.evaluation_}); {model.sampled_rows_} rows x "

@@ -91,9 +91,9 @@ DEFAULT_BUDGET = 10
 ZOO_BASELINES = {"knn": "knn", "ecod": "ecod", "copod": "copod", "hbos": "hbos", "mcd": "robust_covariance",
                  "gmm": "gaussian_mixture", "ocsvm": "one_class_svm", "pyod_pca": "pyod_pca", "pyod_loda": "pyod_loda",
                  "pyod_cblof": "pyod_cblof", "pyod_kde": "pyod_kde", "pyod_inne": "pyod_inne"}
-METHODS = ("automl_od", "iforest", "lof", "hist_gb", *ZOO_BASELINES)
+METHODS = ("automl_od", "iforest", "lof", "hist_gb", "catboost", *ZOO_BASELINES)
 #: Baselines that see the partial labels (labelled setting only; skipped in the unsupervised one).
-LABEL_BASELINES = ("hist_gb",)
+LABEL_BASELINES = ("hist_gb", "catboost")
 #: Our baselines' names in the published table (unsupervised setting).
 PUBLISHED_NAME = {"iforest": "IForest", "lof": "LOF"}
 QUICK = {
@@ -214,6 +214,8 @@ def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config, 
             raise RuntimeError(f"the meta recommender used {dataset} itself (leave-one-data-set-out violated)")
         return scores, (f"ensemble:{'+'.join(choice.members)}; predicted {choice.predicted_auroc:.3f}; "
                         f"neighbours {' '.join(choice.neighbour_sets)}; meta (library without {dataset})")
+    if model.selection_ == "supervised":
+        return scores, f"{model.best_config_['detector']} (defaults, no search); {model.evaluation_}"
     best = model.best_params_
     board = model.leaderboard_
     n_ok = board.filter(pl.col("status") == "ok").height
@@ -235,6 +237,18 @@ def run_hist_gb(split: Split, labels: np.ndarray, seed: int) -> np.ndarray:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(random_state=seed).fit(split.X_train, labels).decision_function(split.X_test)
+
+
+def run_catboost(split: Split, labels: np.ndarray, seed: int) -> np.ndarray:
+    """The published label-informed leader, run here: CatBoost's classifier with its library
+    defaults (as ADBench ran it) on the partial labels, one thread, test probability of class 1."""
+    from catboost import CatBoostClassifier
+
+    model = CatBoostClassifier(random_seed=seed, thread_count=1, verbose=False, allow_writing_files=False)
+    return model.fit(split.X_train, labels).predict_proba(split.X_test)[:, 1]
+
+
+LABEL_RUNNERS = {"hist_gb": run_hist_gb, "catboost": run_catboost}
 
 
 def zoo_runner(detector: str) -> Callable[[Split, int], np.ndarray]:
@@ -261,7 +275,7 @@ def evaluate(method: str, split: Split, labels: np.ndarray | None, seed: int, cf
         elif method in LABEL_BASELINES:
             assert labels is not None
             row["n_labelled"] = int(labels.sum())
-            scores, row["detail"] = run_hist_gb(split, labels, seed), "supervised on the partial labels"
+            scores, row["detail"] = LABEL_RUNNERS[method](split, labels, seed), "supervised on the partial labels"
         else:
             scores = BASELINE_RUNNERS[method](split, seed)
             row["detail"] = "unsupervised (sees no labels)" if labels is not None else ""
@@ -582,8 +596,9 @@ def _published_reference(published: pl.DataFrame | None, setting: str, gamma: fl
             for name, label in (("CatB", "CatBoost"), ("XGBOD", "XGBOD"), ("DevNet", "DevNet")):
                 line(f"published {label} ({kind})", column(pub, name), "automl_od")
                 table = table.join(column(pub, name).rename({"published": f"pub {name}"}), on="dataset", how="left")
-            if "hist_gb" in methods:
-                line(f"published CatBoost ({kind})", column(pub, "CatB"), "hist_gb")
+            for baseline in ("hist_gb", "catboost"):
+                if baseline in methods:
+                    line(f"published CatBoost ({kind})", column(pub, "CatB"), baseline)
         if not means.is_empty():
             best = means.sort("aucroc_pct", descending=True)["method"][0]
             line(f"best on average: {best} ({kind})", column(pub, best), "automl_od")
@@ -659,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "data set left out of its library; search with labels)")
     parser.add_argument("--n-workers", type=_positive_int, help="AutoOD concurrent trials (default: all CPUs)")
     parser.add_argument("--methods", nargs="+", choices=METHODS,
-                        help="default: all of %(choices)s (the pyod_* ones only when PyOD is installed)")
+                        help="default: all of %(choices)s (the pyod_* ones only when PyOD is installed, catboost only when "
+                        "CatBoost is)")
     parser.add_argument("--variant", choices=["protocol", "dedup", "both"],
                         help="protocol (ADBench, with duplicates), dedup or both (default protocol)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results CSV (default %(default)s)")
@@ -720,10 +736,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     datasets = resolve(args, parser, find_datasets(args.data_dir))
     if not args.methods:
+        from automl_od.plugins.supervised_detectors import catboost_available
         from automl_od.registry import default_registry
 
         detectors = default_registry().components("detector")
-        args.methods = [m for m in METHODS if m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors]
+        args.methods = [m for m in METHODS if (m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors)
+                        and (m != "catboost" or catboost_available())]
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
                  verbose=args.verbose, controller=args.controller, selection=args.selection)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"

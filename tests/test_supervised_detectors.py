@@ -15,7 +15,7 @@ from automl_od.registry import Registry, get_plugin_manager
 from automl_od.spaces import resolve_space
 from automl_od.testing import check_detector
 
-NAMES = ["hist_gradient_boosting", "xgbod"]
+NAMES = ["hist_gradient_boosting", "xgbod", "catboost"]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,8 @@ def test_needs_two_labelled_anomalies_and_is_tried_first():
     component = registry.get("detector", "hist_gradient_boosting")
     assert "at least 2 labelled anomalies" in component.capabilities.unfit_reason(n_rows=100, n_labelled_anomalies=1)
     assert component.capabilities.unfit_reason(n_rows=100, n_labelled_anomalies=2) is None
-    space = resolve_space({"detectors": {"hist_gradient_boosting": "default", "isolation_forest": "default"}}, registry)
+    # CatBoost (installed with the test extras) is the label-aware first choice, HistGradientBoosting is not
+    names = {"catboost": "default", "hist_gradient_boosting": "default", "isolation_forest": "default"}
+    space = resolve_space({"detectors": names}, registry)
     detectors = [point["detector"] for point in space.warm_start_points(registry, resample=True)]
-    assert detectors == ["hist_gradient_boosting", "isolation_forest"]
+    assert detectors == ["catboost", "isolation_forest"]

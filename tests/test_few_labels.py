@@ -1,0 +1,135 @@
+"""A few labelled anomalies: the CatBoost detector, the 'supervised' selection for 1-2 labels,
+and the one-standard-error rule that keeps the label-aware default against a lucky candidate."""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from automl_od import AutoOD
+from automl_od.errors import SearchNotice, UserInputError
+from automl_od.estimator import _best_trial, resolve_selection, supervised_prior
+from automl_od.registry import Registry, get_plugin_manager
+
+from conftest import CLI, blobs
+
+catboost = pytest.importorskip("catboost")  # in the test extras; the product works without it
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry(get_plugin_manager(load_entry_points=False))
+
+
+def _some_labelled(y: np.ndarray, n: int) -> np.ndarray:
+    labels = np.zeros_like(y)
+    labels[np.flatnonzero(y)[:n]] = 1
+    return labels
+
+
+def test_catboost_defaults_are_catboosts_own(registry):
+    """No parameter given means CatBoost's own choice: giving l2_leaf_reg (even its default 3)
+    switches off the learning rate CatBoost picks from the data size and changes the model."""
+    X, y = blobs(n=300, n_outliers=15, d=4, seed=3)
+    labels = _some_labelled(y, 4)
+    ours = registry.get("detector", "catboost").build(random_state=1).fit(X, labels)
+    theirs = catboost.CatBoostClassifier(random_seed=1, thread_count=1, verbose=False, allow_writing_files=False).fit(X, labels)
+    np.testing.assert_allclose(ours.anomaly_score(X), theirs.predict(X, prediction_type="RawFormulaVal"))
+    assert ours.model_.get_all_params()["learning_rate"] == pytest.approx(theirs.get_all_params()["learning_rate"])
+
+
+def test_catboost_writes_no_files(registry, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    X, y = blobs(n=200, n_outliers=10, d=3, seed=4)
+    registry.get("detector", "catboost").build({"iterations": 20}, random_state=0).fit(X, _some_labelled(y, 3))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_catboost_is_the_label_aware_default(registry):
+    assert supervised_prior(registry) == "catboost"
+    assert registry.get("detector", "catboost").first_choice
+    assert not registry.get("detector", "hist_gradient_boosting").first_choice
+
+
+@pytest.mark.parametrize("n_labelled", [1, 2])
+def test_one_or_two_labels_fit_the_label_aware_default_without_a_search(blob_data, n_labelled):
+    X, y = blob_data
+    labels = _some_labelled(y, n_labelled)
+    with pytest.warns(SearchNotice, match=f"only {n_labelled} labelled anomal.*too few to validate"):
+        model = AutoOD(budget=5, tracking=False, random_state=0).fit(X, labels)
+    assert model.selection_ == "supervised" and model.evaluation_mode_ == "supervised"
+    assert model.best_config_["detector"] == "catboost" and np.isnan(model.best_score_)
+    board = model.leaderboard_
+    assert board.height == 1 and board.get_column("reward").to_list() == [None]
+    assert "not validated" in board.get_column("reason")[0]
+    # the unlabelled blob outliers resemble the labelled ones
+    assert roc_auc_score(y, model.anomaly_score(X)) > 0.9
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_selection_search_keeps_the_leave_one_anomaly_out_search(blob_data):
+    X, y = blob_data
+    model = AutoOD(budget=2, selection="search", space="fast", tracking=False, random_state=0).fit(X, _some_labelled(y, 1))
+    assert model.selection_ == "search" and model.evaluation_mode_ == "few_labels"
+    assert "leave-one-anomaly-out" in model.evaluation_
+
+
+def test_selection_rules_and_errors(registry):
+    y = np.zeros(50, dtype=np.int64)
+    assert resolve_selection("auto", None, novelty=False, space="default", registry=registry) == "meta"
+    for n, expected in ((1, "supervised"), (2, "supervised"), (3, "search")):
+        y[:n] = 1
+        assert resolve_selection("auto", y, novelty=False, space="default", registry=registry) == expected
+    y[:] = 0
+    y[0] = 1
+    assert resolve_selection("auto", y, novelty=False, space="fast", registry=registry) == "search"
+    assert resolve_selection("supervised", np.r_[np.ones(10), np.zeros(40)], novelty=False, space="default",
+                             registry=registry) == "supervised"
+    with pytest.raises(UserInputError, match="'supervised' needs labelled anomalies"):
+        resolve_selection("supervised", None, novelty=False, space="default", registry=registry)
+    with pytest.raises(UserInputError, match="'supervised' needs labelled anomalies"):
+        resolve_selection("supervised", y, novelty=True, space="default", registry=registry)
+
+
+def test_cli_with_two_labels_and_a_bad_selection(tmp_path):
+    X, y = blobs(n=300, n_outliers=15, d=4, seed=5)
+    path = tmp_path / "data.csv"
+    pl.DataFrame(X, schema=list("abcd")).with_columns(pl.Series("y", _some_labelled(y, 2))).write_csv(path)
+    out = tmp_path / "run"
+    result = subprocess.run([*CLI, "search", path, "--label", "y", "--budget", "4", "--no-tracking", "--seed", "0",
+                             "--out", out], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "notice: only 2 labelled anomalies" in result.stderr and "--budget/--time-budget were not used" in result.stderr
+    assert "best: catboost (not validated;" in result.stdout
+    scores = pl.read_csv(out / "scores.csv").get_column("anomaly_score").to_numpy()
+    assert roc_auc_score(y, scores) > 0.9
+    unlabelled = tmp_path / "plain.csv"
+    pl.DataFrame(X, schema=list("abcd")).write_csv(unlabelled)
+    bad = subprocess.run([*CLI, "search", unlabelled, "--selection", "supervised", "--no-tracking", "--out", tmp_path / "bad"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert [line for line in bad.stderr.splitlines() if line.strip()][-1].startswith("automl-od: error: selection 'supervised' needs")
+
+
+def _trial(i: int, detector: str, reward: float, std: float, params: dict | None = None, **config) -> dict:
+    return {"trial_id": f"t{i}", "status": "ok", "reward": reward, "reward_std": std, "folds_done": 4,
+            "config": {"detector": detector, "detector_params": params or {}, "resampler": None, "keep": 1.0, **config}}
+
+
+def test_one_standard_error_rule_prefers_the_default():
+    default = {"detector": "catboost", "detector_params": {"depth": 6, "iterations": 1000}}
+    lucky = _trial(0, "isolation_forest", 0.90, 0.10)
+    prior = _trial(1, "catboost", 0.86, 0.02, {"depth": 6, "iterations": 1000})
+    tuned = _trial(2, "catboost", 0.89, 0.02, {"depth": 4, "iterations": 1000})
+    trials = [lucky, prior, tuned]
+    assert _best_trial(trials) is lucky  # no default: the highest reward
+    assert _best_trial(trials, default) is prior  # 0.86 >= 0.90 - 0.10 / sqrt(4)
+    assert _best_trial([_trial(0, "isolation_forest", 0.95, 0.02), prior], default)["trial_id"] == "t0"
+    # a default with a resampler in front, or other parameters, is not the default
+    resampled = _trial(1, "catboost", 0.89, 0.0, {"depth": 6}, resampler="smote")
+    assert _best_trial([lucky, resampled, tuned], default) is lucky
+    assert _best_trial([], default) is None
