@@ -340,8 +340,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         synthetic_weights = self._synthetic_weights(weights, y, synthetic)
         # None leaves a parameter to CatBoost: its learning rate is only picked from the data when
         # neither it nor l2_leaf_reg is given
-        given = {"learning_rate": self.learning_rate, "l2_leaf_reg": self.l2_leaf_reg,
-                 "monotone_constraints": self._monotonic(features.shape[1])}
+        given = {"learning_rate": self.learning_rate, "l2_leaf_reg": self.l2_leaf_reg}
         self.model_ = CatBoostClassifier(
             iterations=int(self.iterations), depth=int(self.depth), random_strength=float(self.random_strength),
             thread_count=-1 if self.threads is None else int(self.threads),
@@ -359,25 +358,6 @@ class CatBoostDetector(HistGradientBoostingDetector):
         with self._thread_limit():
             log_odds = [self.model_.predict(features, prediction_type="RawFormulaVal") for features in self._score_features(X)]
         return _finite(np.mean(log_odds, axis=0))
-
-
-class CatBoostXGBODDetector(XGBODDetector):
-    """XGBOD with CatBoost as the learner: the features plus the cross-fitted unsupervised scores
-    of :class:`XGBODDetector`, learnt by :class:`CatBoostDetector` (its parameters and defaults)."""
-
-    name = "xgbod_catboost"
-    _fit = CatBoostDetector._fit
-    anomaly_score = CatBoostDetector.anomaly_score
-
-    def __init__(self, n_unsupervised: int = 8, max_unsupervised_rows: int = 10_000, monotone_scores: bool = True,
-                 cross_fit: bool = True, iterations: int = 1000, learning_rate: float | None = None, depth: int = 6,
-                 l2_leaf_reg: float | None = None, random_strength: float = 1.0, class_weight: str | None = None,
-                 synthetic_weight: float = 0.0, threads: int | None = 1, random_state: int | None = None) -> None:
-        super().__init__(n_unsupervised=n_unsupervised, max_unsupervised_rows=max_unsupervised_rows,
-                         monotone_scores=monotone_scores, cross_fit=cross_fit, learning_rate=learning_rate,  # type: ignore[arg-type]
-                         class_weight=class_weight, synthetic_weight=synthetic_weight, threads=threads,
-                         random_state=random_state)
-        self.iterations, self.depth, self.l2_leaf_reg, self.random_strength = iterations, depth, l2_leaf_reg, random_strength
 
 
 def _finite(values: np.ndarray) -> np.ndarray:

@@ -70,14 +70,6 @@ def test_one_or_two_labels_fit_the_label_aware_default_without_a_search(blob_dat
     assert roc_auc_score(y, model.anomaly_score(X)) > 0.9
 
 
-@pytest.mark.usefixtures("ray_session")
-def test_selection_search_keeps_the_leave_one_anomaly_out_search(blob_data):
-    X, y = blob_data
-    model = AutoOD(budget=2, selection="search", space="fast", tracking=False, random_state=0).fit(X, _some_labelled(y, 1))
-    assert model.selection_ == "search" and model.evaluation_mode_ == "few_labels"
-    assert "leave-one-anomaly-out" in model.evaluation_
-
-
 def test_selection_rules_and_errors(registry):
     y = np.zeros(50, dtype=np.int64)
     assert resolve_selection("auto", None, novelty=False, space="default", registry=registry) == "meta"

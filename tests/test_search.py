@@ -64,7 +64,8 @@ def test_single_labelled_anomaly_and_novelty(blob_data):
     one[np.flatnonzero(y)[0]] = 1
     with pytest.warns(SearchNotice, match="only 1 labelled anomaly"):
         model = AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X, one)
-    assert "leave-one-anomaly-out" in model.evaluation_
+    # a space other than the default searches even one labelled anomaly (leave-one-anomaly-out)
+    assert model.selection_ == "search" and "leave-one-anomaly-out" in model.evaluation_
     clean = X[y == 0]
     novelty = AutoOD(budget=2, space="fast", novelty=True, tracking=False, random_state=0).fit(clean)
     assert "synthetic" in novelty.evaluation_
