@@ -30,7 +30,7 @@ from automl_od.trial import SearchData, flatten_config, run_trial
 TRIALS_FILE = "trials.jsonl"
 TUNE_DIR = "tune"
 RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done",
-               "resampling")
+               "resampling", "fold_rewards")
 
 
 @dataclass

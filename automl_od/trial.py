@@ -90,6 +90,8 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))
         summary = combine(plan, per_fold)
         result: dict[str, Any] = {**summary, "status": "ok", "reason": ""}
+        if all("reward" in m for m in per_fold):  # per fold, for paired comparisons of trials (same folds)
+            result["fold_rewards"] = [float(m["reward"]) for m in per_fold]
     except Exception as exc:  # a failing trial is a recorded result, not a crashed search
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, TrialFailed):
