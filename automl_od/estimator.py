@@ -179,13 +179,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}
         self.best_score_ = best["reward"]
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
-        self.threshold_ = self.best_pipeline_.threshold_
-        self.offset_ = -self.threshold_
-        if tracker:
-            tracker.finish(self, frame, labels, trials)
-            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
-            self.tracking_errors_ = list(tracker.errors)
-            tracker.report()
+        self._finish(tracker, frame, labels, trials)
         if self.verbose:
             print(f"best: {best['detector']} reward {best['reward']:.4f}", file=sys.stderr)
         return self
@@ -230,15 +224,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
         self.best_params_ = flatten_config(self.best_config_)
         self.best_score_ = choice.predicted_auroc
-        self.threshold_ = self.best_pipeline_.threshold_
-        self.offset_ = -self.threshold_
-        if tracker:
-            for row in trials:
-                tracker.log_trial(row)
-            tracker.finish(self, frame, labels, trials)
-            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
-            self.tracking_errors_ = list(tracker.errors)
-            tracker.report()
+        self._finish(tracker, frame, labels, trials, log_trials=True)
         if self.verbose:
             print(f"chosen without labels: ensemble of {', '.join(choice.members)} (predicted AUROC {choice.predicted_auroc:.3f}; "
                   f"library neighbours {', '.join(choice.neighbour_sets)})", file=sys.stderr)
@@ -282,17 +268,25 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.leaderboard_ = leaderboard_frame(trials)
         self.best_params_ = flatten_config(self.best_config_)
         self.best_score_ = float("nan")
-        self.threshold_ = self.best_pipeline_.threshold_
-        self.offset_ = -self.threshold_
-        if tracker:
-            tracker.log_trial(trials[0])
-            tracker.finish(self, frame, labels, trials)
-            self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
-            self.tracking_errors_ = list(tracker.errors)
-            tracker.report()
+        self._finish(tracker, frame, labels, trials, log_trials=True)
         if self.verbose:
             print(f"chosen without a search: {name} learns from {n_labelled} labelled anomalies", file=sys.stderr)
         return self
+
+    def _finish(self, tracker: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]], *,
+                log_trials: bool = False) -> None:
+        """The winner's threshold; with tracking, the trials (when the search did not log them as
+        they finished), the model, its registration and the report."""
+        self.threshold_ = self.best_pipeline_.threshold_
+        self.offset_ = -self.threshold_
+        if not tracker:
+            return
+        for row in trials if log_trials else []:
+            tracker.log_trial(row)
+        tracker.finish(self, frame, labels, trials)
+        self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
+        self.tracking_errors_ = list(tracker.errors)
+        tracker.report()
 
     def _start_tracking(self, frame: pl.DataFrame, resume: bool) -> Any:
         if self.tracking is False or self.tracking is None:

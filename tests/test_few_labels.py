@@ -132,3 +132,33 @@ def test_the_default_stays_unless_a_candidate_is_clearly_better():
     resampled = _trial(4, "catboost", [0.7, 0.8], {"depth": 6}, resampler="smote")
     assert _best_trial([lucky, resampled, tuned], default) is lucky  # no default among them: the highest reward
     assert _best_trial([], default) is None
+
+
+def test_supervised_choice_is_tracked_and_registered(tmp_path, monkeypatch):
+    """No search, no reward: one child run without a reward metric, the CatBoost pipeline as the
+    model (its requirements name catboost), a description that says it was not validated."""
+    monkeypatch.setenv("AUTOML_OD_HOME", str(tmp_path / "home"))
+    import mlflow
+    from mlflow import MlflowClient
+
+    X, y = blobs(n=300, n_outliers=15, d=4, seed=6)
+    with pytest.warns(SearchNotice, match="only 2 labelled anomalies"):
+        model = AutoOD(random_state=0, register_as="few-od").fit(X, _some_labelled(y, 2))
+    assert model.registered_version_ == "1" and not model.tracking_errors_
+    uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    parent = client.get_run(model.tracking_run_id_)
+    assert parent.data.tags["best_detector"] == "catboost" and "best_reward" not in parent.data.metrics
+    children = [r for r in client.search_runs([parent.info.experiment_id])
+                if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 1 and "reward" not in children[0].data.metrics
+    version = client.get_model_version_by_alias("few-od", "champion")
+    assert "catboost with its defaults, not validated" in version.description
+    mlflow.set_tracking_uri(uri)
+    try:
+        local = mlflow.artifacts.download_artifacts("models:/few-od@champion", dst_path=str(tmp_path / "model"))
+        assert "catboost==" in (tmp_path / "model" / "requirements.txt").read_text()
+        predicted = mlflow.pyfunc.load_model(local).predict(pl.DataFrame(X, schema=[f"x{i}" for i in range(X.shape[1])], orient="row").to_pandas())
+    finally:
+        mlflow.set_tracking_uri(None)
+    np.testing.assert_allclose(predicted["anomaly_score"].to_numpy(), model.anomaly_score(X))
