@@ -483,7 +483,8 @@ def _best_trial(trials: list[dict[str, Any]], default: dict[str, Any] | None = N
 
 def _is_default(trial: dict[str, Any], default: dict[str, Any]) -> bool:
     config = trial.get("config") or {}
-    if config.get("detector") != default["detector"] or config.get("resampler") or float(config.get("keep", 1.0)) != 1.0:
+    resampled = config.get("resampler") not in (None, "", "none")  # the warm start names "none" when labels exist
+    if config.get("detector") != default["detector"] or resampled or float(config.get("keep", 1.0)) != 1.0:
         return False
     params = config.get("detector_params") or {}
     return all(default["detector_params"].get(key) == value for key, value in params.items())
