@@ -7,12 +7,22 @@ kinds exist for built-in and third-party plugins alike.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ComponentKind = Literal["detector", "ranker", "resampler", "controller"]
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` can be imported, checked without importing it: plugins register the
+    components of an optional library (PyOD, CatBoost) only when it is installed."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # an import hook that blocks it, a broken half-install
+        return False
 
 #: The runner sets this environment variable in each trial to the device Ray assigned it
 #: ("cuda" or "cpu"); GPU-capable detectors read it (see ``automl_od.neural.resolve_device``).

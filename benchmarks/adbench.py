@@ -736,12 +736,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     datasets = resolve(args, parser, find_datasets(args.data_dir))
     if not args.methods:
-        from automl_od.plugins.supervised_detectors import catboost_available
+        from automl_od.components import importable
         from automl_od.registry import default_registry
 
         detectors = default_registry().components("detector")
         args.methods = [m for m in METHODS if (m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors)
-                        and (m != "catboost" or catboost_available())]
+                        and (m != "catboost" or importable("catboost"))]
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
                  verbose=args.verbose, controller=args.controller, selection=args.selection)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"

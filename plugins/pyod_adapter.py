@@ -11,7 +11,6 @@ PyOD the hook returns no components; this module imports PyOD only inside ``fit`
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import warnings
 from typing import Any, ClassVar
@@ -19,19 +18,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component
+from automl_od.components import Capabilities, Component, importable
 from automl_od.errors import TrialFailed
 from automl_od.plugins.classical_detectors import _bounded, _finite
 from automl_od.plugins.sklearn_detectors import _subsample
 from automl_od.spaces import builtin_space_file
-
-
-def pyod_available() -> bool:
-    """Whether PyOD can be imported (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("pyod") is not None
-    except (ImportError, ValueError):  # an import hook that blocks it, a broken half-install
-        return False
 
 
 class _PyODAdapter:
@@ -166,7 +157,7 @@ class PyODINNE(_PyODAdapter):
 
 @hookimpl
 def register_detectors() -> list[Component]:
-    if not pyod_available():
+    if not importable("pyod"):
         return []
     spaces = builtin_space_file("classical_detectors.yaml")
     return [

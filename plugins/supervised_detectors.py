@@ -2,14 +2,17 @@
 
 Labels follow ADBench: y = 1 marks a known anomaly, y = 0 everything else (unlabelled anomalies
 included), so these detectors learn what the labelled anomalies look like and rank new rows by
-how much they resemble them. Both train scikit-learn's ``HistGradientBoostingClassifier``:
+how much they resemble them:
 
-- ``hist_gradient_boosting`` on the encoded features;
-- ``xgbod`` (Zhao & Hryniewicki, IJCNN 2018) on the features plus the scores of several
-  unsupervised detectors (the "TOS": k-NN distances, isolation forests, ECOD, HBOS).
+- ``hist_gradient_boosting``: scikit-learn's ``HistGradientBoostingClassifier`` on the encoded
+  features;
+- ``xgbod`` (Zhao & Hryniewicki, IJCNN 2018): the same on the features plus the scores of several
+  unsupervised detectors (the "TOS": k-NN distances, isolation forests, ECOD, HBOS);
+- ``catboost``: CatBoost's classifier on the encoded features, registered when CatBoost is
+  installed, and then the label-aware first choice.
 
-Score = the classifier's ``decision_function``, the log-odds of class 1: the same ranking as
-``predict_proba`` but finite and free of the ties that probabilities saturated at 1.0 give.
+Score = the classifier's log-odds of class 1: the same ranking as ``predict_proba`` but finite
+and free of the ties that probabilities saturated at 1.0 give.
 
 A training set without a labelled anomaly (y all 0) raises ``TrialFailed`` rather than falling
 back to an unsupervised score. In the search's few-labels mode with a single labelled anomaly,
@@ -20,14 +23,13 @@ would let the search rate (and pick) a model it never validated with labels.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component
+from automl_od.components import Capabilities, Component, importable
 from automl_od.errors import TrialFailed
 from automl_od.plugins.classical_detectors import ECODDetector, HBOSDetector, KNNDetector
 from automl_od.plugins.sklearn_detectors import IsolationForestDetector
@@ -298,14 +300,6 @@ class XGBODDetector(HistGradientBoostingDetector):
         return [self._augmented(X, self._raw_scores(half, X)) for half in self.halves_]
 
 
-def catboost_available() -> bool:
-    """Whether CatBoost can be imported (checked without importing it)."""
-    try:
-        return importlib.util.find_spec("catboost") is not None
-    except (ImportError, ValueError):  # an import hook that blocks it, a broken half-install
-        return False
-
-
 class CatBoostDetector(HistGradientBoostingDetector):
     """CatBoost (Prokhorenkova et al., NeurIPS 2018) separating the labelled anomalies.
 
@@ -373,12 +367,12 @@ def register_detectors() -> list[Component]:
     components = [
         Component("hist_gradient_boosting", "detector", HistGradientBoostingDetector, spaces["hist_gradient_boosting"],
                   labelled, "scikit-learn HistGradientBoostingClassifier on the labelled anomalies; log-odds score",
-                  first_choice=not catboost_available()),  # CatBoost, when installed, is the stronger default
+                  first_choice=not importable("catboost")),  # CatBoost, when installed, is the stronger default
         # its k-NN detectors score every training row: the same row limit as the knn detector
         Component("xgbod", "detector", XGBODDetector, spaces["xgbod"], replace(labelled, max_rows=200_000),
                   "XGBOD: boosted trees on the features plus cross-fitted unsupervised detector scores"),
     ]
-    if catboost_available():
+    if importable("catboost"):
         components.append(Component("catboost", "detector", CatBoostDetector, spaces["catboost"], labelled,
                                     "CatBoost (oblivious boosted trees) on the labelled anomalies; log-odds score",
                                     first_choice=True))

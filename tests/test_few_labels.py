@@ -4,6 +4,7 @@ and the one-standard-error rule that keeps the label-aware default against a luc
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import numpy as np
 import polars as pl
@@ -163,3 +164,42 @@ def test_supervised_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     finally:
         mlflow.set_tracking_uri(None)
     np.testing.assert_allclose(predicted["anomaly_score"].to_numpy(), model.anomaly_score(X))
+
+
+def test_without_catboost_hist_gradient_boosting_takes_its_place():
+    """CatBoost is optional: blocked, it is not registered, HistGradientBoosting is the label-aware
+    first choice, and 1-2 labelled anomalies fit that without a search."""
+    script = """
+import sys
+import warnings
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "catboost":
+            raise ModuleNotFoundError(f"blocked: {name}")
+        return None
+
+sys.meta_path.insert(0, Block())
+import numpy as np
+from automl_od import AutoOD
+from automl_od.estimator import supervised_prior
+from automl_od.registry import default_registry
+registry = default_registry()
+assert "catboost" not in registry.components("detector")
+assert registry.get("detector", "hist_gradient_boosting").first_choice
+assert supervised_prior(registry) == "hist_gradient_boosting"
+rng = np.random.default_rng(0)
+X = rng.normal(size=(200, 3))
+X[:10] += 5
+y = np.zeros(200, dtype=int)
+y[:2] = 1
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    model = AutoOD(tracking=False, random_state=0).fit(X, y)
+assert model.selection_ == "supervised" and model.best_config_["detector"] == "hist_gradient_boosting"
+assert "catboost" not in sys.modules
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
