@@ -10,6 +10,7 @@ import argparse
 import csv
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -283,8 +284,9 @@ def cmd_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
     _write_outputs(model, args, out)
     _print_leaderboard(model.leaderboard_, meta=model.selection_ == "meta")
-    reward = "not validated" if model.selection_ == "supervised" else f"reward {model.best_score_:.4f}"
-    print(f"\nbest: {model.leaderboard_.get_column('detector')[0]} ({reward}; {model.evaluation_})")
+    reward = f"reward {model.best_score_:.4f}" if math.isfinite(model.best_score_) else "not validated"
+    name = model.leaderboard_.get_column("detector")[0] if model.selection_ == "meta" else model.best_config_["detector"]
+    print(f"\nbest: {name} ({reward}; {model.evaluation_})")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
     return _print_tracking(model, args)
 

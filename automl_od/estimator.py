@@ -166,8 +166,15 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         finally:
             if not self.out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
+        default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
+        if default is not None and trials and not any(_is_default(t, default) for t in trials):
+            # the strong default never finished (time budget): nothing has been shown to beat it, so it stays
+            trials.append(_unvalidated_default(default["detector"]))
+            warnings.warn(f"{default['detector']} with its defaults did not finish within the time budget, so it was not "
+                          "validated; it is kept as the winner, since no candidate was shown to beat it (raise the time "
+                          "budget to compare them)", SearchNotice, stacklevel=2)
         self.leaderboard_ = leaderboard_frame(trials)
-        best = _best_trial(trials, default=_default_config(registry, space) if plan.mode == "labelled" else None)
+        best = _best_trial(trials, default=default)
         if best is None:
             if tracker:
                 tracker.abort("FAILED")
@@ -177,7 +184,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
         self.best_config_ = best["config"]
         self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}
-        self.best_score_ = best["reward"]
+        self.best_score_ = float("nan") if best["reward"] is None else best["reward"]
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
         self._finish(tracker, frame, labels, trials)
         if self.verbose:
@@ -260,11 +267,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             if tracker:
                 tracker.abort("FAILED")
             raise
-        self.best_config_ = {"detector": name, "detector_params": {}, "ranker": "all_features", "ranker_params": {},
-                             "keep": 1.0, "resampler": None, "resampler_params": {}}
-        trials = [{"trial_id": "supervised", "status": "ok", "reward": None, "detector": name, "ranker": "all_features",
-                   "keep": 1.0, "config": self.best_config_, "duration_s": time.perf_counter() - started,
-                   "reason": "not validated (too few labelled anomalies)"}]
+        trials = [_unvalidated_default(name) | {"trial_id": "supervised", "duration_s": time.perf_counter() - started,
+                                                 "reason": "not validated (too few labelled anomalies)"}]
+        self.best_config_ = trials[0]["config"]
         self.leaderboard_ = leaderboard_frame(trials)
         self.best_params_ = flatten_config(self.best_config_)
         self.best_score_ = float("nan")
@@ -460,6 +465,9 @@ def _best_trial(trials: list[dict[str, Any]], default: dict[str, Any] | None = N
     per-fold rewards fall back to one standard error of the best trial's fold spread (the
     one-standard-error rule, ESL 7.10)."""
     finished = [t for t in trials if t.get("status") == "ok" and t.get("reward") is not None]
+    unvalidated = [t for t in trials if t.get("status") == "ok" and t.get("reward") is None]
+    if default is not None and any(_is_default(t, default) for t in unvalidated):
+        return next(t for t in unvalidated if _is_default(t, default))
     if not finished:
         return None
     best = max(finished, key=lambda t: (t["reward"], -trials.index(t)))
@@ -479,6 +487,14 @@ def _best_trial(trials: list[dict[str, Any]], default: dict[str, Any] | None = N
     else:
         margin = float(best.get("reward_std") or 0.0) / np.sqrt(max(1, int(best.get("folds_done") or 1)))
     return best if best["reward"] - candidate["reward"] > margin else candidate
+
+
+def _unvalidated_default(name: str) -> dict[str, Any]:
+    """A leaderboard row for the label-aware default fitted without a validation reward."""
+    config = {"detector": name, "detector_params": {}, "ranker": "all_features", "ranker_params": {}, "keep": 1.0,
+              "resampler": None, "resampler_params": {}}
+    return {"trial_id": "default", "status": "ok", "reward": None, "detector": name, "ranker": "all_features", "keep": 1.0,
+            "config": config, "duration_s": 0.0, "reason": "not validated: the default did not finish within the time budget"}
 
 
 def _is_default(trial: dict[str, Any], default: dict[str, Any]) -> bool:

@@ -203,3 +203,16 @@ print("ok")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_default_that_did_not_finish_is_kept_unvalidated():
+    """Under a time budget the strong default may not finish; nothing was shown to beat it, so the
+    search keeps it (the estimator appends this unvalidated row and warns)."""
+    from automl_od.estimator import _unvalidated_default
+
+    default = {"detector": "catboost", "detector_params": {"depth": 6, "iterations": 1000}}
+    fast = _trial(0, "isolation_forest", [0.70, 0.72, 0.69])
+    kept = _unvalidated_default("catboost")
+    assert kept["reward"] is None and "did not finish" in kept["reason"]
+    assert _best_trial([fast, kept], default) is kept
+    assert _best_trial([fast, kept]) is fast  # without a default to protect, only validated trials count
