@@ -167,8 +167,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             if not self.out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
         default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
-        if default is not None and trials and not any(_is_default(t, default) for t in trials):
-            # the strong default never finished (time budget): nothing has been shown to beat it, so it stays
+        if default is not None and not any(_is_default(t, default) for t in trials):
+            # the strong default never finished (time budget; perhaps nothing did): nothing has been shown
+            # to beat it, so it stays
             trials.append(_unvalidated_default(default["detector"]))
             warnings.warn(f"{default['detector']} with its defaults did not finish within the time budget, so it was not "
                           "validated; it is kept as the winner, since no candidate was shown to beat it (raise the time "

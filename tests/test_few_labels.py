@@ -216,3 +216,15 @@ def test_a_default_that_did_not_finish_is_kept_unvalidated():
     assert kept["reward"] is None and "did not finish" in kept["reason"]
     assert _best_trial([fast, kept], default) is kept
     assert _best_trial([fast, kept]) is fast  # without a default to protect, only validated trials count
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_search_out_of_time_keeps_the_label_aware_default(blob_data):
+    """Half a second is too little for any trial: with labels the search still returns CatBoost's
+    defaults (nothing was shown to beat them) instead of failing, and says so."""
+    X, y = blob_data
+    with pytest.warns(SearchNotice, match="did not finish within the time budget"):
+        model = AutoOD(budget=None, time_budget_s=0.5, tracking=False, random_state=0).fit(X, y)
+    assert model.best_config_["detector"] == "catboost" and np.isnan(model.best_score_)
+    assert "did not finish" in model.leaderboard_.filter(pl.col("trial_id") == "default").get_column("reason")[0]
+    assert roc_auc_score(y, model.anomaly_score(X)) > 0.9
