@@ -189,7 +189,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
         self._finish(tracker, frame, labels, trials)
         if self.verbose:
-            print(f"best: {best['detector']} reward {best['reward']:.4f}", file=sys.stderr)
+            print(f"best: {best['detector']} reward {self.best_score_:.4f}", file=sys.stderr)
         return self
 
     def _fit_meta(self, frame: pl.DataFrame, labels: np.ndarray | None, registry: Any, resume: bool) -> AutoOD:
@@ -249,13 +249,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         name = supervised_prior(registry)
         assert name is not None  # resolve_selection checked it
         n_labelled = int(labels.sum())
+        counted = f"{n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'}"
         self.skipped_components_ = {}
         self.evaluation_mode_ = "supervised"
-        self.evaluation_ = (f"not validated: {n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'} cannot validate a "
-                            f"choice, so {name} (defaults) learns from all rows without a search")
-        self.evaluation_notes_ = [f"only {n_labelled} labelled anomal{'y' if n_labelled == 1 else 'ies'}: too few to validate "
-                                  f"a search, so {name} with its defaults learns from them, untuned (selection='search' "
-                                  "searches with a leave-one-anomaly-out reward instead)"]
+        self.evaluation_ = f"not validated: {counted} cannot validate a choice, so {name} (defaults) learns from all rows without a search"
+        self.evaluation_notes_ = [f"only {counted}: too few to validate a search, so {name} with its defaults learns from them, "
+                                  "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)"]
         for note in self.evaluation_notes_:
             warnings.warn(note, SearchNotice, stacklevel=3)
         tracker = self._start_tracking(frame, resume)
@@ -466,9 +465,9 @@ def _best_trial(trials: list[dict[str, Any]], default: dict[str, Any] | None = N
     per-fold rewards fall back to one standard error of the best trial's fold spread (the
     one-standard-error rule, ESL 7.10)."""
     finished = [t for t in trials if t.get("status") == "ok" and t.get("reward") is not None]
-    unvalidated = [t for t in trials if t.get("status") == "ok" and t.get("reward") is None]
-    if default is not None and any(_is_default(t, default) for t in unvalidated):
-        return next(t for t in unvalidated if _is_default(t, default))
+    kept = [t for t in trials if t.get("status") == "ok" and t.get("reward") is None and default and _is_default(t, default)]
+    if kept:  # the default, fitted without a reward (it did not finish in time)
+        return kept[0]
     if not finished:
         return None
     best = max(finished, key=lambda t: (t["reward"], -trials.index(t)))

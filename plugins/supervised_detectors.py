@@ -155,31 +155,31 @@ class HistGradientBoostingDetector:
         from sklearn.ensemble import HistGradientBoostingClassifier
 
         n_labelled = int(y.sum())
-        weights = self._weights(y)
-        features, synthetic = self._features(X, y, self._synthetic_rows(X))
-        synthetic_weights = self._synthetic_weights(weights, y, synthetic)
+        rows, labels, weights = self._training_rows(X, y)
         self.model_ = HistGradientBoostingClassifier(
             learning_rate=float(self.learning_rate), max_iter=int(self.max_iter),
             max_leaf_nodes=int(self.max_leaf_nodes),
             min_samples_leaf=max(1, min(int(self.min_samples_leaf), len(X) // 10)),
             l2_regularization=float(self.l2_regularization),
             early_stopping=bool(self.early_stopping) and n_labelled >= 2,
-            monotonic_cst=self._monotonic(features.shape[1]), categorical_features=None,
+            monotonic_cst=self._monotonic(rows.shape[1]), categorical_features=None,
             random_state=self.random_state,
-        ).fit(np.r_[features, synthetic], np.r_[y, np.ones(len(synthetic), dtype=np.int64)],
-              sample_weight=np.r_[weights, synthetic_weights])
+        ).fit(rows, labels, sample_weight=weights)
         return self
 
-    def _weights(self, y: np.ndarray) -> np.ndarray:
-        """Row weights: ones, or the two classes weighed equally with ``class_weight="balanced"``."""
+    def _training_rows(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The classifier's training set: the rows' features then the synthetic outliers' (label 1),
+        and their weights: ones, or the two real classes weighed equally with
+        ``class_weight="balanced"``; the synthetic rows share ``synthetic_weight`` times the
+        labelled anomalies' total weight."""
         n_labelled = int(y.sum())
-        if self.class_weight != "balanced":
-            return np.ones(len(y))
-        return np.where(y == 1, len(y) / (2 * n_labelled), len(y) / (2 * (len(y) - n_labelled)))
-
-    def _synthetic_weights(self, weights: np.ndarray, y: np.ndarray, synthetic: np.ndarray) -> np.ndarray:
-        """The synthetic rows share ``synthetic_weight`` times the labelled anomalies' total weight."""
-        return np.full(len(synthetic), float(self.synthetic_weight) * weights[y == 1].sum() / max(1, len(synthetic)))
+        weights = np.ones(len(y))
+        if self.class_weight == "balanced":
+            weights = np.where(y == 1, len(y) / (2 * n_labelled), len(y) / (2 * (len(y) - n_labelled)))
+        features, synthetic = self._features(X, y, self._synthetic_rows(X))
+        synthetic_weights = np.full(len(synthetic), float(self.synthetic_weight) * weights[y == 1].sum() / max(1, len(synthetic)))
+        return (np.r_[features, synthetic], np.r_[y, np.ones(len(synthetic), dtype=np.int64)],
+                np.r_[weights, synthetic_weights])
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -331,9 +331,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
     def _fit(self, X: np.ndarray, y: np.ndarray) -> CatBoostDetector:
         from catboost import CatBoostClassifier
 
-        weights = self._weights(y)
-        features, synthetic = self._features(X, y, self._synthetic_rows(X))
-        synthetic_weights = self._synthetic_weights(weights, y, synthetic)
+        rows, labels, weights = self._training_rows(X, y)
         # None leaves a parameter to CatBoost: its learning rate is only picked from the data when
         # neither it nor l2_leaf_reg is given
         given = {"learning_rate": self.learning_rate, "l2_leaf_reg": self.l2_leaf_reg}
@@ -343,10 +341,8 @@ class CatBoostDetector(HistGradientBoostingDetector):
             random_seed=0 if self.random_state is None else int(self.random_state),
             verbose=False, allow_writing_files=False, **{k: v for k, v in given.items() if v is not None},
         )
-        all_weights = np.r_[weights, synthetic_weights]
         # unit weights are left out: CatBoost's bootstrap then draws exactly as with its defaults
-        self.model_.fit(np.r_[features, synthetic], np.r_[y, np.ones(len(synthetic), dtype=np.int64)],
-                        sample_weight=None if np.all(all_weights == 1) else all_weights)
+        self.model_.fit(rows, labels, sample_weight=None if np.all(weights == 1) else weights)
         return self
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:

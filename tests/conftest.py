@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -77,3 +78,22 @@ def adbench_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"ADBench data not found at {path}")
     return path
+
+
+def run_without(module: str, body: str, timeout: float = 300) -> None:
+    """Run ``body`` in a fresh interpreter where importing ``module`` fails, as if it were not
+    installed; ``body`` prints "ok" when its own assertions pass."""
+    script = f"""
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == {module!r}:
+            raise ModuleNotFoundError(f"blocked: {{name}}")
+        return None
+
+sys.meta_path.insert(0, Block())
+{body}"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,6 +11,8 @@ from automl_od.errors import TrialFailed
 from automl_od.plugins.classical_detectors import COPODDetector, ECODDetector, HBOSDetector
 from automl_od.registry import default_registry
 from automl_od.testing import check_detector
+
+from conftest import run_without
 
 NATIVE = ["gaussian_mixture", "knn", "ecod", "copod", "hbos"]
 PYOD = ["pyod_pca", "pyod_loda", "pyod_cblof", "pyod_kde", "pyod_inne"]
@@ -158,25 +158,13 @@ def test_knn_methods():
 
 
 def test_pyod_adapter_is_optional_and_lazy():
-    script = """
-import sys
-
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "pyod":
-            raise ModuleNotFoundError(f"blocked: {name}")
-        return None
-
-sys.meta_path.insert(0, Block())
+    run_without("pyod", """
 from automl_od.registry import default_registry
 names = set(default_registry().components("detector"))
 assert "ecod" in names and not any(n.startswith("pyod_") for n in names), names
 assert "pyod" not in sys.modules
 print("ok")
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+""", timeout=120)
 
 
 @pytest.mark.parametrize("name", PYOD)

@@ -4,7 +4,6 @@ and the one-standard-error rule that keeps the label-aware default against a luc
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import numpy as np
 import polars as pl
@@ -16,7 +15,7 @@ from automl_od.errors import SearchNotice, UserInputError
 from automl_od.estimator import _best_trial, resolve_selection, supervised_prior
 from automl_od.registry import Registry, get_plugin_manager
 
-from conftest import CLI, blobs
+from conftest import CLI, blobs, run_without
 
 catboost = pytest.importorskip("catboost")  # in the test extras; the product works without it
 
@@ -169,17 +168,9 @@ def test_supervised_choice_is_tracked_and_registered(tmp_path, monkeypatch):
 def test_without_catboost_hist_gradient_boosting_takes_its_place():
     """CatBoost is optional: blocked, it is not registered, HistGradientBoosting is the label-aware
     first choice, and 1-2 labelled anomalies fit that without a search."""
-    script = """
-import sys
+    run_without("catboost", """
 import warnings
 
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "catboost":
-            raise ModuleNotFoundError(f"blocked: {name}")
-        return None
-
-sys.meta_path.insert(0, Block())
 import numpy as np
 from automl_od import AutoOD
 from automl_od.estimator import supervised_prior
@@ -199,10 +190,7 @@ with warnings.catch_warnings():
 assert model.selection_ == "supervised" and model.best_config_["detector"] == "hist_gradient_boosting"
 assert "catboost" not in sys.modules
 print("ok")
-"""
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+""")
 
 
 def test_a_default_that_did_not_finish_is_kept_unvalidated():
