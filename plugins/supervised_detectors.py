@@ -36,6 +36,13 @@ from automl_od.plugins.sklearn_detectors import IsolationForestDetector
 from automl_od.spaces import builtin_space_file
 
 _FLOAT_MAX = float(np.finfo(np.float64).max)
+#: CatBoost's ``negatives``: "all" unlabelled rows, or the "reliable" ones (see ``_reliable_rows``).
+NEGATIVES = ("all", "reliable")
+#: Fewest labelled anomalies for "reliable" negatives (fewer: one model on all rows), the folds
+#: and the iterations of the cross-fit that estimates which unlabelled rows are hidden anomalies.
+PU_MIN_LABELLED, PU_FOLDS, PU_ITERATIONS = 3, 3, 300
+#: At most this share of the unlabelled rows is dropped as likely hidden anomalies.
+PU_MAX_DROPPED = 0.5
 #: Training values are clipped to +-this before the synthetic rows' box is measured.
 _BOUND = 1e100
 
@@ -317,38 +324,83 @@ class CatBoostDetector(HistGradientBoostingDetector):
     :class:`HistGradientBoostingDetector`; the
     score is the raw log-odds of class 1. CatBoost writes no files (``allow_writing_files``
     off), so a trial leaves nothing in the working folder.
+
+    ``negatives``: the unlabelled rows hold the anomalies nobody labelled (on ADBench with 10 %
+    labelled, nine in ten), and a classifier of labelled vs unlabelled is taught that they are
+    normal. With "reliable" (the default) and at least ``PU_MIN_LABELLED`` labelled anomalies, a
+    second model is trained without the unlabelled rows most likely to be anomalies (a
+    positive-unlabelled learning step, see ``_reliable_rows``) and the score is the mean of the two
+    models' log-odds; the averaging keeps what the first model knew where the estimate of the
+    hidden anomalies is poor. It costs about 2.3 fits. "all" trains the one model on every row, as
+    ADBench's CatBoost does. With 10 % of the anomalies labelled, on ADBench's 21 sets (seeds 1-3),
+    "reliable" raised the mean test AUROC from 93.84 to 94.29 (README, "Labelled anomalies").
     """
 
     name = "catboost"
 
     def __init__(self, iterations: int = 1000, learning_rate: float | None = None, depth: int = 6,
                  l2_leaf_reg: float | None = None, random_strength: float = 1.0, class_weight: str | None = None,
-                 synthetic_weight: float = 0.0, threads: int | None = 1, random_state: int | None = None) -> None:
+                 synthetic_weight: float = 0.0, negatives: str = "reliable", threads: int | None = 1,
+                 random_state: int | None = None) -> None:
         super().__init__(learning_rate=learning_rate, class_weight=class_weight,  # type: ignore[arg-type]
                          synthetic_weight=synthetic_weight, threads=threads, random_state=random_state)
         self.iterations, self.depth, self.l2_leaf_reg, self.random_strength = iterations, depth, l2_leaf_reg, random_strength
+        self.negatives = negatives
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> CatBoostDetector:
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"{self.name}: negatives must be one of {', '.join(NEGATIVES)}, got {self.negatives!r}")
+        self.model_ = self._catboost(X, y)
+        self.models_ = [self.model_]
+        self.n_dropped_ = 0
+        if self.negatives == "reliable" and int(y.sum()) >= PU_MIN_LABELLED:
+            keep = self._reliable_rows(X, y)
+            self.n_dropped_ = len(y) - len(keep)
+            self.models_.append(self._catboost(X[keep], y[keep]))
+        return self
+
+    def _catboost(self, X: np.ndarray, y: np.ndarray, iterations: int | None = None) -> Any:
         from catboost import CatBoostClassifier
 
         rows, labels, weights = self._training_rows(X, y)
         # None leaves a parameter to CatBoost: its learning rate is only picked from the data when
         # neither it nor l2_leaf_reg is given
         given = {"learning_rate": self.learning_rate, "l2_leaf_reg": self.l2_leaf_reg}
-        self.model_ = CatBoostClassifier(
-            iterations=int(self.iterations), depth=int(self.depth), random_strength=float(self.random_strength),
+        model = CatBoostClassifier(
+            iterations=int(iterations or self.iterations), depth=int(self.depth), random_strength=float(self.random_strength),
             thread_count=-1 if self.threads is None else int(self.threads),
             random_seed=0 if self.random_state is None else int(self.random_state),
             verbose=False, allow_writing_files=False, **{k: v for k, v in given.items() if v is not None},
         )
         # unit weights are left out: CatBoost's bootstrap then draws exactly as with its defaults
-        self.model_.fit(rows, labels, sample_weight=None if np.all(weights == 1) else weights)
-        return self
+        return model.fit(rows, labels, sample_weight=None if np.all(weights == 1) else weights)
+
+    def _reliable_rows(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Indices of the rows to train on without the unlabelled rows most likely to be anomalies.
+
+        Cross-fitted probabilities of "labelled" (3 stratified folds, at most 300 iterations) give
+        the labelled anomalies' mean held-out probability c, the share of anomalies that are
+        labelled under Elkan & Noto's (KDD 2008) selected-completely-at-random assumption; the
+        ``n_labelled * (1 - c) / c`` unlabelled rows that score highest, at most ``PU_MAX_DROPPED`` of them, are
+        dropped as likely hidden anomalies."""
+        from sklearn.model_selection import StratifiedKFold
+
+        held_out = np.empty(len(y))
+        folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=self.random_state)
+        for train, test in folds.split(X, y):
+            model = self._catboost(X[train], y[train], iterations=min(PU_ITERATIONS, int(self.iterations)))
+            held_out[test] = model.predict(X[test], prediction_type="Probability")[:, 1]
+        n_labelled, unlabelled = int(y.sum()), np.flatnonzero(y == 0)
+        c = float(np.clip(held_out[y == 1].mean(), 1e-3, 1.0))
+        n_hidden = min(int(PU_MAX_DROPPED * len(unlabelled)), round(n_labelled * (1 - c) / c))
+        dropped = unlabelled[np.argsort(-held_out[unlabelled], kind="stable")[:n_hidden]]
+        return np.setdiff1d(np.arange(len(y)), dropped)
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
         with self._thread_limit():
-            log_odds = [self.model_.predict(features, prediction_type="RawFormulaVal") for features in self._score_features(X)]
+            log_odds = [model.predict(features, prediction_type="RawFormulaVal")
+                        for model in self.models_ for features in self._score_features(X)]
         return _finite(np.mean(log_odds, axis=0))
 
 

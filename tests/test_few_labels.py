@@ -36,10 +36,47 @@ def test_catboost_defaults_are_catboosts_own(registry):
     switches off the learning rate CatBoost picks from the data size and changes the model."""
     X, y = blobs(n=300, n_outliers=15, d=4, seed=3)
     labels = _some_labelled(y, 4)
-    ours = registry.get("detector", "catboost").build(random_state=1).fit(X, labels)
+    ours = registry.get("detector", "catboost").build({"negatives": "all"}, random_state=1).fit(X, labels)
     theirs = catboost.CatBoostClassifier(random_seed=1, thread_count=1, verbose=False, allow_writing_files=False).fit(X, labels)
     np.testing.assert_allclose(ours.anomaly_score(X), theirs.predict(X, prediction_type="RawFormulaVal"))
     assert ours.model_.get_all_params()["learning_rate"] == pytest.approx(theirs.get_all_params()["learning_rate"])
+    # the default adds the reliable-negatives model to the same first model
+    default = registry.get("detector", "catboost").build(random_state=1).fit(X, labels)
+    assert len(default.models_) == 2 and default.n_dropped_ > 0
+    np.testing.assert_allclose(default.models_[0].predict(X, prediction_type="RawFormulaVal"),
+                               theirs.predict(X, prediction_type="RawFormulaVal"))
+
+
+def test_reliable_negatives_drop_mostly_hidden_anomalies(registry):
+    """Unlabelled rows hold anomalies nobody labelled; those the cross-fit finds most like the
+    labelled ones are left out of the second model's negatives, and they are mostly real
+    anomalies (5 % of the unlabelled rows are)."""
+    X, y = blobs(n=600, n_outliers=40, d=4, seed=5, loc=3.0)
+    labels = _some_labelled(y, 8)  # 32 anomalies unlabelled, counted as normal by the first model
+    detector = registry.get("detector", "catboost").build({"iterations": 200}, random_state=0).fit(X, labels)
+    assert len(detector.models_) == 2
+    kept = detector._reliable_rows(X, labels)
+    dropped = np.setdiff1d(np.arange(len(y)), kept)
+    assert len(dropped) == detector.n_dropped_ and 0 < len(dropped) <= (labels == 0).sum() // 2
+    assert set(np.flatnonzero(labels)) <= set(kept)  # only unlabelled rows are dropped
+    hidden = (y == 1) & (labels == 0)
+    assert hidden[dropped].sum() >= 0.9 * hidden.sum()  # here all 32, among 94 dropped
+    assert y[dropped].mean() > 4 * hidden.sum() / (labels == 0).sum()  # 5 % of the unlabelled rows
+    assert detector.models_[1].tree_count_ > 0
+    assert roc_auc_score(y, detector.anomaly_score(X)) > 0.95
+
+
+@pytest.mark.parametrize("n_labelled", [1, 2])
+def test_reliable_negatives_need_three_labelled_anomalies(registry, n_labelled):
+    X, y = blobs(n=200, n_outliers=10, d=3, seed=6)
+    detector = registry.get("detector", "catboost").build({"iterations": 50}, random_state=0).fit(X, _some_labelled(y, n_labelled))
+    assert len(detector.models_) == 1 and detector.n_dropped_ == 0
+
+
+def test_catboost_negatives_must_be_known(registry):
+    X, y = blobs(n=100, n_outliers=5, d=2, seed=7)
+    with pytest.raises(ValueError, match="negatives must be one of all, reliable, got 'some'"):
+        registry.get("detector", "catboost").build({"negatives": "some", "iterations": 10}).fit(X, _some_labelled(y, 3))
 
 
 def test_catboost_writes_no_files(registry, tmp_path, monkeypatch):
