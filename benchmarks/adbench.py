@@ -91,9 +91,9 @@ DEFAULT_BUDGET = 10
 ZOO_BASELINES = {"knn": "knn", "ecod": "ecod", "copod": "copod", "hbos": "hbos", "mcd": "robust_covariance",
                  "gmm": "gaussian_mixture", "ocsvm": "one_class_svm", "pyod_pca": "pyod_pca", "pyod_loda": "pyod_loda",
                  "pyod_cblof": "pyod_cblof", "pyod_kde": "pyod_kde", "pyod_inne": "pyod_inne"}
-METHODS = ("automl_od", "iforest", "lof", "hist_gb", "catboost", *ZOO_BASELINES)
+METHODS = ("automl_od", "iforest", "lof", "hist_gb", "catboost", "catboost_reliable", *ZOO_BASELINES)
 #: Baselines that see the partial labels (labelled setting only; skipped in the unsupervised one).
-LABEL_BASELINES = ("hist_gb", "catboost")
+LABEL_BASELINES = ("hist_gb", "catboost", "catboost_reliable")
 #: Our baselines' names in the published table (unsupervised setting).
 PUBLISHED_NAME = {"iforest": "IForest", "lof": "LOF"}
 QUICK = {
@@ -248,7 +248,16 @@ def run_catboost(split: Split, labels: np.ndarray, seed: int) -> np.ndarray:
     return model.fit(split.X_train, labels).predict_proba(split.X_test)[:, 1]
 
 
-LABEL_RUNNERS = {"hist_gb": run_hist_gb, "catboost": run_catboost}
+def run_catboost_reliable(split: Split, labels: np.ndarray, seed: int) -> np.ndarray:
+    """AutoOD's label-aware default alone, without a search: our ``catboost`` detector with its
+    defaults (``negatives='reliable'``: the positive-unlabelled step), test log-odds."""
+    from automl_od.registry import default_registry
+
+    detector = default_registry().get("detector", "catboost").build({}, random_state=seed).fit(split.X_train, labels)
+    return np.asarray(detector.anomaly_score(split.X_test), dtype=np.float64)
+
+
+LABEL_RUNNERS = {"hist_gb": run_hist_gb, "catboost": run_catboost, "catboost_reliable": run_catboost_reliable}
 
 
 def zoo_runner(detector: str) -> Callable[[Split, int], np.ndarray]:
@@ -596,7 +605,7 @@ def _published_reference(published: pl.DataFrame | None, setting: str, gamma: fl
             for name, label in (("CatB", "CatBoost"), ("XGBOD", "XGBOD"), ("DevNet", "DevNet")):
                 line(f"published {label} ({kind})", column(pub, name), "automl_od")
                 table = table.join(column(pub, name).rename({"published": f"pub {name}"}), on="dataset", how="left")
-            for baseline in ("hist_gb", "catboost"):
+            for baseline in LABEL_BASELINES:
                 if baseline in methods:
                     line(f"published CatBoost ({kind})", column(pub, "CatB"), baseline)
         if not means.is_empty():
@@ -741,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         detectors = default_registry().components("detector")
         args.methods = [m for m in METHODS if (m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors)
-                        and (m != "catboost" or importable("catboost"))]
+                        and (not m.startswith("catboost") or importable("catboost"))]
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
                  verbose=args.verbose, controller=args.controller, selection=args.selection)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"
