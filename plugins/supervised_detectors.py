@@ -357,7 +357,8 @@ class CatBoostDetector(HistGradientBoostingDetector):
         if self.negatives == "reliable" and int(y.sum()) >= PU_MIN_LABELLED:
             keep = self._reliable_rows(X, y)
             self.n_dropped_ = len(y) - len(keep)
-            self.models_.append(self._catboost(X[keep], y[keep]))
+            if self.n_dropped_:  # else the second model would be the first one again
+                self.models_.append(self._catboost(X[keep], y[keep]))
         return self
 
     def _catboost(self, X: np.ndarray, y: np.ndarray, iterations: int | None = None) -> Any:
@@ -387,7 +388,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         from sklearn.model_selection import StratifiedKFold
 
         held_out = np.empty(len(y))
-        folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=self.random_state)
+        folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=0 if self.random_state is None else int(self.random_state))
         for train, test in folds.split(X, y):
             model = self._catboost(X[train], y[train], iterations=min(PU_ITERATIONS, int(self.iterations)))
             held_out[test] = model.predict(X[test], prediction_type="Probability")[:, 1]

@@ -73,6 +73,13 @@ def test_reliable_negatives_need_three_labelled_anomalies(registry, n_labelled):
     assert len(detector.models_) == 1 and detector.n_dropped_ == 0
 
 
+def test_reliable_negatives_repeat_without_a_random_state(registry):
+    X, y = blobs(n=200, n_outliers=12, d=3, seed=8, loc=3.0)
+    labels = _some_labelled(y, 4)
+    first, second = (registry.get("detector", "catboost").build({"iterations": 50}).fit(X, labels) for _ in range(2))
+    np.testing.assert_array_equal(first.anomaly_score(X), second.anomaly_score(X))
+
+
 def test_catboost_negatives_must_be_known(registry):
     X, y = blobs(n=100, n_outliers=5, d=2, seed=7)
     with pytest.raises(ValueError, match="negatives must be one of all, reliable, got 'some'"):
