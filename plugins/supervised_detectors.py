@@ -361,6 +361,11 @@ class CatBoostDetector(HistGradientBoostingDetector):
                 self.models_.append(self._catboost(X[keep], y[keep]))
         return self
 
+    @property
+    def _seed(self) -> int:
+        """CatBoost's seed and the cross-fit's folds: ``random_state``, 0 when None (fits repeat)."""
+        return 0 if self.random_state is None else int(self.random_state)
+
     def _catboost(self, X: np.ndarray, y: np.ndarray, iterations: int | None = None) -> Any:
         from catboost import CatBoostClassifier
 
@@ -371,8 +376,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         model = CatBoostClassifier(
             iterations=int(iterations or self.iterations), depth=int(self.depth), random_strength=float(self.random_strength),
             thread_count=-1 if self.threads is None else int(self.threads),
-            random_seed=0 if self.random_state is None else int(self.random_state),
-            verbose=False, allow_writing_files=False, **{k: v for k, v in given.items() if v is not None},
+            random_seed=self._seed, verbose=False, allow_writing_files=False, **{k: v for k, v in given.items() if v is not None},
         )
         # unit weights are left out: CatBoost's bootstrap then draws exactly as with its defaults
         return model.fit(rows, labels, sample_weight=None if np.all(weights == 1) else weights)
@@ -388,7 +392,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         from sklearn.model_selection import StratifiedKFold
 
         held_out = np.empty(len(y))
-        folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=0 if self.random_state is None else int(self.random_state))
+        folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=self._seed)
         for train, test in folds.split(X, y):
             model = self._catboost(X[train], y[train], iterations=min(PU_ITERATIONS, int(self.iterations)))
             held_out[test] = model.predict(X[test], prediction_type="Probability")[:, 1]
