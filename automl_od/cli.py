@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -166,13 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return {"search": cmd_search, "rank": cmd_rank, "predict": cmd_predict, "plugins": cmd_plugins}[args.command](args)
     except (UserInputError, AutoODError) as exc:
         print(f"automl-od: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        hint = f"; resume with: automl-od search {args.data} --resume --out {args.out}" if args.command == "search" and getattr(args, "out", None) else ""
+        hint = (f"; resume with: automl-od search {shlex.quote(str(args.data))} --resume --out {shlex.quote(str(args.out))}"
+                if args.command == "search" and getattr(args, "out", None) else "")
         print(f"automl-od: interrupted{hint}", file=sys.stderr)
         return 130
 
@@ -184,7 +187,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> tuple[Any, Any, list[str]]:
     """Read DATA, split off the label, drop --drop and constant columns; returns (frame, y, notices)."""
-    from automl_od.data import parse_labels, read_table
+    from automl_od.data import duplicate_name_notice, parse_labels, read_table
 
     frame = read_table(args.data, no_header=args.no_header, max_rows=getattr(args, "sample_rows", None))
     notices: list[str] = []
@@ -198,6 +201,9 @@ def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> t
     y = None
     if args.label:
         y = parse_labels(frame.get_column(args.label), anomaly_values=args.anomaly_value, name=args.label)
+    renamed = duplicate_name_notice(frame)
+    if renamed:
+        notices.append(renamed)
     features = frame.drop([*(args.drop or []), *([args.label] if args.label else [])])
     constant = [c for c in features.columns if drop_constant and features.get_column(c).n_unique() <= 1]
     if constant:
@@ -208,12 +214,55 @@ def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> t
     return features, y, notices
 
 
+#: In a search's --out folder: the options it ran with, which --resume restores.
+OPTIONS_FILE = "options.json"
+#: Options that do not change what a search computes (where it runs, what it prints), not restored.
+_NOT_RESTORED = {"command", "argv", "resume", "out", "quiet", "ray_auth_token_file", "address", "workers"}
+
+
+def _explicit_options(argv: list[str]) -> set[str]:
+    """The options the user typed (not argparse's defaults): parse again with every default suppressed."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions if parser._subparsers else []:  # noqa: SLF001
+        for sub in getattr(action, "choices", {}).values():
+            for option in sub._actions:  # noqa: SLF001
+                option.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def _restore_options(args: argparse.Namespace, out: Path) -> None:
+    """--resume: take the interrupted search's options from its folder; refuse ones typed differently."""
+    saved_file = out / OPTIONS_FILE
+    if not saved_file.is_file():
+        raise UserInputError(f"nothing to resume in {str(out)!r}: it holds no {OPTIONS_FILE} of an interrupted search")
+    saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    typed = _explicit_options(args.argv)
+    for name, value in saved.items():
+        if name in _NOT_RESTORED or not hasattr(args, name):
+            continue
+        given = getattr(args, name)
+        same = (Path(given).resolve() == Path(value).resolve()) if name == "data" and given and value else given == value
+        if name in typed and not same:
+            flag = "DATA" if name == "data" else "--" + name.replace("_", "-")
+            raise UserInputError(f"{flag} {given!r} contradicts the interrupted search in {str(out)!r}, which ran with "
+                                 f"{value!r}; drop it to resume with the saved options")
+        setattr(args, name, value)
+
+
+def _save_options(args: argparse.Namespace, out: Path) -> None:
+    options = {k: v for k, v in vars(args).items() if k not in _NOT_RESTORED}
+    options["data"] = str(Path(args.data).resolve())
+    (out / OPTIONS_FILE).write_text(json.dumps(options, indent=2), encoding="utf-8")
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from automl_od.estimator import AutoOD
     from automl_od.runner import TRIALS_FILE
 
     if args.resume and not args.out:
         raise UserInputError("--resume needs --out: the folder of the interrupted search")
+    if args.resume:
+        _restore_options(args, Path(args.out))
     features, y, notices = _load_features(args)
     out = Path(args.out) if args.out else Path("automl_od_runs") / f"{_stem(args.data)}-{time.strftime('%Y%m%d-%H%M%S')}"
     if out.exists() and not out.is_dir():
@@ -237,6 +286,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        _save_options(args, out)
     labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
     how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
         selection, f"budget {budget or '-'} trials, {args.time_budget or '-'} s")
@@ -273,7 +324,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             model.fit(features, y, resume=args.resume)
     except KeyboardInterrupt:
         print(f"automl-od: interrupted; finished trials are kept in {out}; resume with: "
-              f"automl-od search {args.data} --resume --out {out}", file=sys.stderr)
+              f"automl-od search {shlex.quote(str(args.data))} --resume --out {shlex.quote(str(out))}", file=sys.stderr)
         return 130
     for name, reason in model.skipped_components_.items():
         print(f"notice: skipped {name}: {reason}", file=sys.stderr)
@@ -329,7 +380,7 @@ def _write_outputs(model: Any, args: argparse.Namespace, out: Path) -> None:
                "skipped_components": model.skipped_components_, "threshold": model.threshold_}
     (out / "search.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     drop = [*(args.drop or []), *([args.label] if args.label else [])]
-    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv", explain=_explain_count(model.best_pipeline_, args))
+    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv", explain=args.explain or 0)
 
 
 def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], target: Path | None, batch_size: int = 100_000,
@@ -338,11 +389,20 @@ def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], targ
 
     With ``explain`` = N, each row also gets its N most contributing columns (checked on the
     first batch, before anything is written, so an unsupported detector fails cleanly)."""
-    from automl_od.data import iter_table_batches
+    from automl_od.data import format_notices, iter_table_batches
 
-    scored_batches = (pipeline.score_frame(batch.drop([c for c in drop if c in batch.columns]), explain=explain)
+    contract = getattr(pipeline, "input_schema_", None)  # pipelines saved before the contract existed have none
+    notices: dict[str, int] = {}
+
+    def features(batch: Any) -> Any:
+        batch = batch.drop([c for c in drop if c in batch.columns])
+        return contract.transform(batch, notices=notices) if contract is not None else batch
+
+    scored_batches = (pipeline.score_frame(features(batch), explain=explain)
                       for batch in iter_table_batches(data, no_header=no_header, batch_size=batch_size))
     first = next(scored_batches, None)  # scored before the output is opened
+    if target:
+        target.parent.mkdir(parents=True, exist_ok=True)
     handle = target.open("w", newline="", encoding="utf-8") if target else sys.stdout
     rows = 0
     try:
@@ -355,18 +415,9 @@ def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], targ
     finally:
         if target:
             handle.close()
+    for notice in format_notices(notices):
+        print(f"notice: {notice}", file=sys.stderr)
     return rows
-
-
-def _explain_count(pipeline: Any, args: argparse.Namespace) -> int:
-    """--explain N for a search: a winner without per-feature scores gets plain scores and a note."""
-    if not args.explain:
-        return 0
-    if getattr(pipeline, "contribution_baseline_", None) is None:
-        print(f"note: the winner ({pipeline.detector}) does not break its score down by feature; scores.csv has no explanations",
-              file=sys.stderr)
-        return 0
-    return int(args.explain)
 
 
 def _print_leaderboard(leaderboard: Any, top: int = 10, meta: bool = False) -> None:
@@ -388,10 +439,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
     import numpy as np
     import polars as pl
 
-    from automl_od.data import data_quality
+    from automl_od.data import InputSchema, data_quality
     from automl_od.registry import default_registry
 
-    features, y, _ = _load_features(args, drop_constant=False)
+    features, y, notices = _load_features(args, drop_constant=False)
+    contract = InputSchema().fit(features)  # numbers with a stray word, dates in text: read as a search would
+    features = contract.transform(features)
+    for notice in [*notices, *contract.notices_]:
+        print(f"notice: {notice}", file=sys.stderr)
     ranker = default_registry().get("ranker", args.ranker).build(random_state=args.seed)
     labels = None if y is None else np.asarray(y)
     if hasattr(ranker, "score"):

@@ -50,6 +50,11 @@ class Capabilities:
     max_rows: int | None = None
     min_labelled_anomalies: int = 1
 
+    @property
+    def takes_labels(self) -> bool:
+        """Whether ``fit`` receives y (and a resampler in front of it changes anything)."""
+        return self.uses_labels or self.needs_labels
+
     def unfit_reason(self, *, n_rows: int, n_labelled_anomalies: int | None) -> str | None:
         """Why this component should not be proposed for the data, or None if it fits."""
         if self.needs_labels and not n_labelled_anomalies:

@@ -7,6 +7,7 @@ string/categorical columns with missing values into a standardised float matrix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,11 @@ def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size:
     yield from _scan(check_readable(path), no_header).collect_batches(chunk_size=batch_size)
 
 
+def has_column_names(X: Any) -> bool:
+    """pandas and polars frames carry column names (and may hold text); arrays do not."""
+    return isinstance(X, pl.DataFrame | pl.LazyFrame) or type(X).__module__.split(".")[0] == "pandas"
+
+
 def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Accept numpy arrays, pandas and polars frames (and lists) as a polars DataFrame."""
     if isinstance(X, pl.DataFrame):
@@ -116,6 +122,10 @@ def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
         if isinstance(X, pd.DataFrame):
             frame = X.copy()
             frame.columns = [str(c) for c in frame.columns]
+            repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+            if repeated:
+                raise UserInputError(f"the table has repeated column names: {', '.join(map(repr, repeated[:10]))}; "
+                                     "give every column its own name")
             return pl.from_pandas(frame)
     array = np.asarray(X)
     if array.dtype == object:
@@ -184,6 +194,129 @@ def as_series(y: Any) -> pl.Series:
     return pl.Series("y", array.tolist(), strict=False)
 
 
+#: A text column is read as numbers (or dates) when at least this share of its non-missing values
+#: parse as such; the rest become missing values, with a notice (a stray word in a numeric column).
+PARSE_SHARE = 0.9
+_DUPLICATED = re.compile(r"^(?P<base>.+)_duplicated_\d+$")  # how polars renames repeated CSV headers
+
+
+def duplicate_name_notice(frame: pl.DataFrame) -> str | None:
+    """polars renames a repeated header ``a`` to ``a_duplicated_0``; say so (the columns stay)."""
+    renamed = [c for c in frame.columns if (m := _DUPLICATED.match(c)) and m.group("base") in frame.columns]
+    if not renamed:
+        return None
+    return f"repeated column name(s) renamed: {', '.join(renamed[:10])} (rename the columns in the file to choose names)"
+
+
+def _share_parsed(original: pl.Series, parsed: pl.Series) -> float:
+    present = original.is_not_null() & (original.cast(pl.String).str.strip_chars() != "")
+    n = int(present.sum())
+    return float((present & parsed.is_not_null()).sum()) / n if n else 0.0
+
+
+def _numbers(column: pl.Series) -> pl.Series:
+    """A column as float64 with infinities as missing values (text that is not a number too)."""
+    if column.dtype.is_temporal():
+        return column.dt.epoch("s").cast(pl.Float64) if column.dtype != pl.Time else column.cast(pl.Float64)
+    if column.dtype == pl.String:
+        column = column.str.strip_chars()
+    numeric = column.cast(pl.Float64, strict=False)
+    return numeric.set(numeric.is_infinite().fill_null(False), None) if numeric.dtype == pl.Float64 else numeric
+
+
+def _dates(column: pl.Series) -> pl.Series:
+    """Text or temporal values as seconds since 1970 (float64; unparseable text is missing)."""
+    if column.dtype == pl.String:
+        try:
+            column = column.str.strip_chars().str.to_datetime(strict=False)
+        except pl.exceptions.PolarsError:  # no date format fits the first value
+            return pl.Series(column.name, [None] * column.len(), dtype=pl.Float64)
+    if column.dtype.is_numeric():
+        return column.cast(pl.Float64)
+    return _numbers(column)
+
+
+class InputSchema:
+    """The column contract of a fitted model, like scikit-learn's ``feature_names_in_``.
+
+    ``fit`` infers each column's type once, on the training table: numbers (numeric and boolean
+    columns, and text columns whose values are at least ``PARSE_SHARE`` numbers), dates (temporal
+    columns and text columns that parse as dates: used as seconds since 1970) or categories (other
+    text). ``transform`` enforces it on any later table: columns are matched by name and reordered,
+    missing ones are refused with one line naming them, unknown ones are left out; text that is not
+    a number in a numeric column, and infinite values, become missing values (imputed downstream).
+    What it changed is reported through ``notices`` (fit: ``notices_``), never silently.
+    Applying it to its own output changes nothing, so pipelines may apply it again.
+    """
+
+    def fit(self, frame: pl.DataFrame) -> InputSchema:
+        self.columns_ = list(frame.columns)
+        self.kinds_: dict[str, str] = {}
+        notices: dict[str, int] = {}
+        for name in frame.columns:
+            column = frame.get_column(name)
+            kind = "category"
+            if column.dtype.is_temporal():
+                kind = "date"
+            elif column.dtype.is_numeric() or column.dtype == pl.Boolean or column.dtype == pl.Null:
+                kind = "number"
+            elif column.dtype == pl.String and column.null_count() < column.len():
+                if _share_parsed(column, column.str.strip_chars().cast(pl.Float64, strict=False)) >= PARSE_SHARE:
+                    kind = "number"
+                elif _share_parsed(column, _dates(column)) >= PARSE_SHARE:
+                    kind = "date"
+            self.kinds_[name] = kind
+            if kind == "date":
+                notices[f"column {name!r} holds dates: used as seconds since 1970"] = 0
+        self.transform(frame, notices=notices)
+        self.notices_ = format_notices(notices)
+        return self
+
+    def transform(self, frame: pl.DataFrame, *, notices: dict[str, int] | None = None) -> pl.DataFrame:
+        """``frame``'s columns in the fitted order and types; ``notices`` (message -> count) collects
+        what was changed: unknown columns left out, values read as missing."""
+        missing = [c for c in self.columns_ if c not in frame.columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise UserInputError(f"the data lacks {len(missing)} column(s) the model was trained on: {shown}")
+        extra = [c for c in frame.columns if c not in self.kinds_]
+        if extra and notices is not None:
+            shown = ", ".join(repr(c) for c in extra[:10]) + (", ..." if len(extra) > 10 else "")
+            notices[f"left out {len(extra)} column(s) the model was not trained on: {shown}"] = 0
+        converted = []
+        for name in self.columns_:
+            column = frame.get_column(name)
+            kind = self.kinds_[name]
+            if kind == "category" or (kind == "number" and column.dtype in (pl.Boolean, pl.Null)):
+                converted.append(column)
+                continue
+            if kind == "number" and column.dtype.is_integer():
+                converted.append(column)
+                continue
+            values = (_dates if kind == "date" else _numbers)(column)
+            if notices is not None:
+                infinite = int(column.is_infinite().sum()) if column.dtype.is_float() else 0
+                if infinite:
+                    _count(notices, f"column {name!r}: infinite values read as missing", infinite)
+                lost = int(values.null_count() - column.null_count()) - infinite
+                if lost > 0:
+                    what = "dates" if kind == "date" else "numbers"
+                    examples = column.filter(values.is_null() & column.is_not_null()).cast(pl.String).unique().head(3).to_list()
+                    _count(notices, f"column {name!r}: values that are not {what} read as missing (e.g. "
+                           f"{', '.join(repr(e) for e in sorted(map(str, examples)))})", lost)
+            converted.append(values.rename(name))
+        return pl.DataFrame(converted) if converted else frame.select([])
+
+
+def _count(notices: dict[str, int], message: str, n: int) -> None:
+    notices[message] = notices.get(message, 0) + n
+
+
+def format_notices(notices: dict[str, int]) -> list[str]:
+    """One line per notice; counted ones say how many rows (values) they concern."""
+    return [f"{message} ({count} value{'s' if count != 1 else ''})" if count else message for message, count in notices.items()]
+
+
 @dataclass
 class ColumnPlan:
     name: str
@@ -221,8 +354,8 @@ class TableEncoder:
                 continue
             if _is_categorical(column.dtype):
                 text = column.cast(pl.String)
-                counts = text.value_counts(sort=True)
-                values, freqs = counts.get_column(name).to_list(), counts.get_column("count").to_list()
+                counts = text.rename("value").value_counts(sort=True, name="rows")  # any column name, "count" too
+                values, freqs = counts.get_column("value").to_list(), counts.get_column("rows").to_list()
                 if len(values) <= MAX_ONE_HOT_LEVELS:
                     self.plans_.append(ColumnPlan(name, "onehot", levels=tuple(values)))
                 else:
@@ -330,7 +463,7 @@ def data_quality(frame: pl.DataFrame, *, near_constant: float = 0.99, id_like: f
             non_missing = non_missing.drop_nans()
         cardinality = non_missing.n_unique()
         coverage = non_missing.len() / n
-        top_share = float(non_missing.value_counts(sort=True).get_column("count")[0]) / n if non_missing.len() else 0.0
+        top_share = float(non_missing.rename("value").value_counts(sort=True, name="rows").get_column("rows")[0]) / n if non_missing.len() else 0.0
         flags = []
         if cardinality <= 1:
             flags.append("constant")

@@ -14,7 +14,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from automl_od.data import as_frame, validate_labels
+from automl_od.data import InputSchema, as_frame, format_notices, has_column_names, validate_labels
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
 
@@ -146,7 +146,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         for note in plan.notes:
             warnings.warn(note, SearchNotice, stacklevel=2)
         data = SearchData(frame=frame, y=labels, plan=plan, contamination=self.contamination, novelty=self.novelty,
-                          random_state=self.random_state, trial_timeout_s=self.trial_timeout_s)
+                          random_state=self.random_state, trial_timeout_s=self.trial_timeout_s,
+                          schema=self.input_schema_)
         resources = dict(self.resources_per_trial or {})
         settings = SearchSettings(budget=self.budget, time_budget_s=self.time_budget_s, controller=self.controller,
                                   seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
@@ -162,6 +163,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         except BaseException as exc:
             if tracker:
                 tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            if isinstance(exc, KeyboardInterrupt) and not self.out_dir:  # its temporary folder goes below
+                raise KeyboardInterrupt("search interrupted; its finished trials were in a temporary folder and are not "
+                                        "kept: set out_dir to keep them and continue with fit(..., resume=True)") from None
             raise
         finally:
             if not self.out_dir:
@@ -186,7 +190,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.best_config_ = best["config"]
         self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}
         self.best_score_ = float("nan") if best["reward"] is None else best["reward"]
-        self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry)
+        self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry,
+                                                                                  schema=self.input_schema_)
         self._finish(tracker, frame, labels, trials)
         if self.verbose:
             print(f"best: {best['detector']} reward {self.best_score_:.4f}", file=sys.stderr)
@@ -214,7 +219,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                 raise UserInputError(f"meta_exclude: {exc}") from None
             members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state) for m in choice.members]
             reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
-            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry, fitted=reuse)
+            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry, fitted=reuse,
+                                                                                                          schema=self.input_schema_)
         except BaseException:
             if tracker:
                 tracker.abort("FAILED")
@@ -262,7 +268,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.model_uri_ = self.registered_version_ = None
         try:
             self.best_pipeline_ = OutlierPipeline(detector=name, contamination=self.contamination,
-                                                  random_state=self.random_state).fit(frame, labels, registry=registry)
+                                                  random_state=self.random_state).fit(frame, labels, registry=registry,
+                                                                                                     schema=self.input_schema_)
         except BaseException:
             if tracker:
                 tracker.abort("FAILED")
@@ -329,25 +336,28 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         """Validate X the scikit-learn way; frames (which may hold strings) keep their columns."""
         from sklearn.utils.validation import validate_data
 
-        if _has_names(X):
+        if has_column_names(X):
             frame = as_frame(X)
             if reset:
                 self.n_features_in_ = frame.width
                 self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
                 self._columns = list(frame.columns)
-                return frame
-            if frame.width != self.n_features_in_:
-                raise UserInputError(f"X has {frame.width} features, but AutoOD was fitted with {self.n_features_in_} features")
-            if frame.columns != self._columns:
-                if hasattr(self, "feature_names_in_") and set(frame.columns) == set(self._columns):
-                    return frame.select(self._columns)
-                frame = frame.rename(dict(zip(frame.columns, self._columns, strict=True)))
-            return frame
-        array = validate_data(self, X, reset=reset, accept_sparse=False, dtype="numeric", ensure_all_finite="allow-nan",
-                              ensure_min_samples=MIN_ROWS if reset else 1)
+        else:  # infinite values pass here and become missing values in the column contract, with a notice
+            array = validate_data(self, X, reset=reset, accept_sparse=False, dtype="numeric", ensure_all_finite=False,
+                                  ensure_min_samples=MIN_ROWS if reset else 1)
+            if reset:
+                self._columns = [f"x{i}" for i in range(array.shape[1])]
+            frame = as_frame(array, columns=self._columns)
         if reset:
-            self._columns = [f"x{i}" for i in range(array.shape[1])]
-        return as_frame(array, columns=self._columns)
+            self.input_schema_ = InputSchema().fit(frame)
+            notices = self.input_schema_.notices_
+        else:  # columns matched by name (missing ones refused, unknown ones left out), types enforced
+            counted: dict[str, int] = {}
+            frame = self.input_schema_.transform(frame, notices=counted)
+            notices = format_notices(counted)
+        for notice in notices:
+            warnings.warn(notice, SearchNotice, stacklevel=3)
+        return self.input_schema_.transform(frame) if reset else frame
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -355,11 +365,6 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         # string/categorical columns are welcome in pandas/polars frames; numpy input is numeric
         tags.non_deterministic = False
         return tags
-
-
-def _has_names(X: Any) -> bool:
-    """pandas and polars frames (column names, possibly string columns)."""
-    return isinstance(X, pl.DataFrame) or type(X).__module__.split(".")[0] == "pandas"
 
 
 def _sample_rows(frame: pl.DataFrame, labels: np.ndarray | None, max_rows: int | None, seed: int | None) -> tuple[pl.DataFrame, np.ndarray | None, int]:

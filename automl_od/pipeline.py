@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 
-from automl_od.data import TableEncoder, as_frame
+from automl_od.data import InputSchema, TableEncoder, as_frame, has_column_names
 from automl_od.errors import TrialFailed, UserInputError
 from automl_od.registry import Registry, default_registry
 from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
@@ -31,8 +31,49 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def raw_score(self, X: Any) -> np.ndarray:
         raise NotImplementedError
 
+    # -- why is this row an outlier? ---------------------------------------------------------
+
+    def _fit_typical(self, frame: pl.DataFrame) -> None:
+        """Each column's typical training value (median; most frequent value for categories), which
+        an occlusion explanation puts in place of a row's own value."""
+        typical: dict[str, Any] = {}
+        for name in frame.columns:
+            column = frame.get_column(name).drop_nulls()
+            if column.dtype.is_numeric():
+                typical[name] = column.median() if column.len() else None
+            else:
+                typical[name] = column.mode().sort()[0] if column.len() else None
+        self.typical_values_ = typical
+
+    def feature_contributions(self, X: Any) -> pl.DataFrame:
+        """Per input column, how much it raises each row's ``anomaly_score``: the score minus the
+        score with that column set to its typical training value (occlusion; one scoring pass per
+        column). Additive detectors override this with their exact per-feature terms."""
+        typical = getattr(self, "typical_values_", None)
+        if typical is None:
+            raise UserInputError("this pipeline was fitted by an older automl-od that kept no typical values; refit it to explain rows")
+        frame = self._input(X)
+        base = self.anomaly_score(frame)
+        columns = {}
+        for name, value in typical.items():
+            occluded = frame.with_columns(pl.lit(value).cast(frame.schema[name], strict=False).alias(name))
+            columns[name] = base - self.anomaly_score(occluded)
+        return pl.DataFrame(columns)
+
     def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
-        raise NotImplementedError
+        """anomaly_score, is_outlier and, per row, the ``top`` columns with the largest
+        contributions (``top_1`` .. ``top_N`` and ``top_1_contribution`` ..)."""
+        contributions = self.feature_contributions(X)
+        scores = self.anomaly_score(X)
+        values = contributions.to_numpy()
+        names = np.asarray(contributions.columns, dtype=object)
+        top = max(1, min(int(top), values.shape[1]))
+        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        columns: dict[str, Any] = {"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)}
+        for i in range(top):
+            columns[f"top_{i + 1}"] = names[order[:, i]].tolist()
+            columns[f"top_{i + 1}_contribution"] = np.take_along_axis(values, order[:, i:i + 1], axis=1).ravel()
+        return pl.DataFrame(columns)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """User-facing score in [0, 1], higher = more abnormal, comparable across detectors."""
@@ -40,6 +81,19 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def is_outlier(self, X: Any) -> np.ndarray:
         return (self.anomaly_score(X) > self.threshold_).astype(np.int64)
+
+    def _contract(self, X: Any, schema: InputSchema | None) -> pl.DataFrame:
+        """At fit: the column contract (given, or inferred on X) applied to X."""
+        frame = as_frame(X)
+        self.input_schema_ = schema if schema is not None else InputSchema().fit(frame)
+        return self.input_schema_.transform(frame)
+
+    def _input(self, X: Any) -> pl.DataFrame:
+        """At scoring: X matched to the training columns by name (arrays by position) and types."""
+        columns = getattr(self, "input_schema_", None)
+        names = columns.columns_ if columns is not None else getattr(self, "columns_in_", None)
+        frame = as_frame(X, columns=None if has_column_names(X) else names)
+        return columns.transform(frame) if columns is not None else frame
 
     def score_frame(self, X: Any, *, explain: int = 0) -> pl.DataFrame:
         """anomaly_score and is_outlier per row; with ``explain`` = N also the N columns that
@@ -69,10 +123,12 @@ class OutlierPipeline(_ScaledPipeline):
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
 
     def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None,
-            epoch_callback: Callable[[int, Any], None] | None = None, ranking: list[int] | None = None) -> OutlierPipeline:
-        """Fit on (X, y); ``ranking`` reuses a column order computed elsewhere (the search caches it)."""
+            epoch_callback: Callable[[int, Any], None] | None = None, ranking: list[int] | None = None,
+            schema: InputSchema | None = None) -> OutlierPipeline:
+        """Fit on (X, y); ``ranking`` reuses a column order computed elsewhere (the search caches it);
+        ``schema`` is the column contract inferred on the user's table (else inferred on X)."""
         registry = registry or default_registry()
-        frame = as_frame(X)
+        frame = self._contract(X, schema)
         labels = None if y is None else np.asarray(y, dtype=np.int64)
         detector = registry.get("detector", self.detector)
         if ranking is None:
@@ -86,7 +142,7 @@ class OutlierPipeline(_ScaledPipeline):
         matrix = self.encoder_.transform(frame.select(self.selected_columns_))
         self.n_features_in_ = frame.width
         fit_X, fit_y = matrix, labels
-        uses_labels = detector.capabilities.uses_labels or detector.capabilities.needs_labels
+        uses_labels = detector.capabilities.takes_labels
         self.resampling_note_ = "no labels" if labels is None else "detector does not use labels"
         if labels is not None and uses_labels and self.resampler is not None:
             component = registry.get("resampler", self.resampler)
@@ -119,6 +175,7 @@ class OutlierPipeline(_ScaledPipeline):
         else:
             raw = self._raw(matrix)
         self.scale_ = EmpiricalScoreScale().fit(raw)
+        self._fit_typical(frame.select(self.contribution_columns_))
         self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
         self.offset_ = -self.threshold_
         return self
@@ -139,14 +196,14 @@ class OutlierPipeline(_ScaledPipeline):
         return raw
 
     def transform_features(self, X: Any) -> np.ndarray:
-        frame = as_frame(X, columns=getattr(self, "columns_in_", None) if not isinstance(X, pl.DataFrame) else None)
+        frame = self._input(X)
         return self.encoder_.transform(frame.select([c for c in self.selected_columns_]))
 
     def raw_score(self, X: Any) -> np.ndarray:
         """The detector's own score (higher = more abnormal, detector-specific scale)."""
         return self._raw(self.transform_features(X))
 
-    # -- why is this row an outlier? ---------------------------------------------------------
+    # -- exact explanations of additive detectors -----------------------------------------------
 
     def _column_contributions(self, matrix: np.ndarray) -> np.ndarray:
         terms = np.asarray(self.detector_.feature_contributions(matrix), dtype=np.float64)
@@ -169,29 +226,13 @@ class OutlierPipeline(_ScaledPipeline):
         training rows (the detector's per-feature terms, summed over the column's encoded features,
         minus their training median). Columns the ranker dropped or that were constant are absent.
 
-        Available for detectors whose score is a sum over features (autoencoders, ECOD, COPOD,
-        HBOS, ...); raises :class:`~automl_od.errors.UserInputError` for the others.
+        That is for detectors whose score is a sum over features (autoencoders, ECOD, COPOD, HBOS,
+        ...); the others are explained by occlusion (see :meth:`_ScaledPipeline.feature_contributions`).
         """
         if getattr(self, "contribution_baseline_", None) is None:
-            raise UserInputError(f"detector {self.detector!r} does not break its score down by feature; "
-                                 f"explanations need one that does (for example pae, autoencoder, ecod, copod, hbos)")
+            return super().feature_contributions(X)
         excess = self._column_contributions(self.transform_features(X)) - self.contribution_baseline_
         return pl.DataFrame(excess, schema=self.contribution_columns_, orient="row")
-
-    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
-        """anomaly_score, is_outlier and, per row, the ``top`` columns with the largest
-        contributions (``top_1`` .. ``top_N`` and ``top_1_contribution`` ..)."""
-        contributions = self.feature_contributions(X)
-        scores = self.anomaly_score(X)
-        values = contributions.to_numpy()
-        names = np.asarray(contributions.columns, dtype=object)
-        top = max(1, min(int(top), values.shape[1]))
-        order = np.argsort(-values, axis=1, kind="stable")[:, :top]
-        columns: dict[str, Any] = {"anomaly_score": scores, "is_outlier": (scores > self.threshold_).astype(np.int8)}
-        for i in range(top):
-            columns[f"top_{i + 1}"] = names[order[:, i]].tolist()
-            columns[f"top_{i + 1}_contribution"] = np.take_along_axis(values, order[:, i:i + 1], axis=1).ravel()
-        return pl.DataFrame(columns)
 
 
 
@@ -211,12 +252,12 @@ class EnsemblePipeline(_ScaledPipeline):
         return "ensemble(" + ", ".join(m.detector for m in self.members or []) + ")"
 
     def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None,
-            fitted: dict[int, OutlierPipeline] | None = None) -> EnsemblePipeline:
+            fitted: dict[int, OutlierPipeline] | None = None, schema: InputSchema | None = None) -> EnsemblePipeline:
         """Fit each member on (X, y); ``fitted`` maps member positions to pipelines already fitted
-        on exactly these rows (reused as they are)."""
+        on exactly these rows (reused as they are); ``schema`` as in :meth:`OutlierPipeline.fit`."""
         if not self.members:
             raise UserInputError("an ensemble needs at least one member pipeline")
-        frame = as_frame(X)
+        frame = self._contract(X, schema)
         fitted = fitted or {}
         self.members_ = [fitted[i] if i in fitted else clone(m).fit(frame, y, registry=registry)
                          for i, m in enumerate(self.members)]
@@ -225,16 +266,10 @@ class EnsemblePipeline(_ScaledPipeline):
         self.scale_ = EmpiricalScoreScale().fit(self.raw_score(frame))
         self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
         self.offset_ = -self.threshold_
-        self.contribution_baseline_ = None  # a rank average is not a sum over features
+        self.contribution_baseline_ = None  # a rank average is not a sum over features: explained by occlusion
+        self._fit_typical(frame)
         return self
 
     def raw_score(self, X: Any) -> np.ndarray:
-        frame = as_frame(X, columns=self.columns_in_ if not isinstance(X, pl.DataFrame) else None)
+        frame = self._input(X)
         return np.mean([member.anomaly_score(frame) for member in self.members_], axis=0)
-
-    def feature_contributions(self, X: Any) -> pl.DataFrame:
-        raise UserInputError(f"the winner, {self.detector}, is a rank-averaged ensemble and does not break its score "
-                             "down by feature; explanations need a single additive detector (for example ecod, copod, hbos)")
-
-    def explain(self, X: Any, top: int = 3) -> pl.DataFrame:
-        return self.feature_contributions(X)

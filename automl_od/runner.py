@@ -52,11 +52,11 @@ class SearchSettings:
 class DefineByRun:
     """The define-by-run function OptunaSearch calls: samples one pipeline configuration."""
 
-    def __init__(self, space: SearchSpace, resample: bool) -> None:
-        self.space, self.resample = space, resample
+    def __init__(self, space: SearchSpace, resample: bool, label_detectors: frozenset[str] | None = None) -> None:
+        self.space, self.resample, self.label_detectors = space, resample, label_detectors
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        return {"pipeline": self.space.sample(trial, resample=self.resample)}
+        return {"pipeline": self.space.sample(trial, resample=self.resample, label_detectors=self.label_detectors)}
 
 
 def _trainable(config: dict[str, Any], data: SearchData) -> None:
@@ -229,7 +229,9 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
         resample = data.y is not None and int(data.y.sum()) > 0
         # strong defaults first (components marked first_choice), then the controller explores
         warm_start = space.warm_start_points(default_registry(), resample=resample) if settings.warm_start else []
-        searcher = OptunaSearch(space=DefineByRun(space, resample), metric="reward", mode="max", sampler=sampler,
+        registry = default_registry()
+        label_detectors = frozenset(n for n in space.names("detector") if registry.get("detector", n).capabilities.takes_labels)
+        searcher = OptunaSearch(space=DefineByRun(space, resample, label_detectors), metric="reward", mode="max", sampler=sampler,
                                 seed=settings.seed, points_to_evaluate=warm_start or None)
         scheduler = (ASHAScheduler(time_attr="training_iteration", grace_period=settings.grace_period, max_t=100_000)
                      if settings.early_stopping else FIFOScheduler())

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -169,11 +169,14 @@ class SearchSpace:
                 point[f"{kind}.{name}.{pname}"] = defaults[pname]
         return point
 
-    def sample(self, trial: optuna.Trial, *, resample: bool) -> dict[str, Any]:
-        """Sample one pipeline configuration, asking only for the chosen components' params."""
+    def sample(self, trial: optuna.Trial, *, resample: bool, label_detectors: Collection[str] | None = None) -> dict[str, Any]:
+        """Sample one pipeline configuration, asking only for the chosen components' params.
+
+        A resampler is sampled only with ``resample`` and, given ``label_detectors``, only in front
+        of one of them: the others never see labels, so any resampler would give the same pipeline."""
         config: dict[str, Any] = {}
         for kind in ("ranker", "detector", "resampler"):
-            if kind == "resampler" and not resample:
+            if kind == "resampler" and (not resample or (label_detectors is not None and config["detector"] not in label_detectors)):
                 config["resampler"], config["resampler_params"] = None, {}
                 continue
             names = self.names(kind)

@@ -37,7 +37,7 @@ def check_detector(component: Component, params: dict[str, Any] | None = None) -
     seeded = accepted is None or "random_state" in accepted or "random_state" in params
     inliers, outliers = _blobs()
     y = np.r_[np.zeros(len(inliers) - 5), np.ones(5)].astype(np.int64)
-    uses_labels = component.capabilities.uses_labels or component.capabilities.needs_labels
+    uses_labels = component.capabilities.takes_labels
     detector = component.build(params, random_state=0)
     fitted = detector.fit(inliers, y) if uses_labels else detector.fit(inliers)
     assert fitted is detector, f"{component.name}.fit must return self"

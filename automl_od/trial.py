@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from automl_od.data import InputSchema
 from automl_od.errors import TrialFailed
 from automl_od.evaluation import FAILED_REWARD, EvaluationPlan, combine, fold_metrics
 from automl_od.pipeline import OutlierPipeline
@@ -34,6 +35,7 @@ class SearchData:
     novelty: bool = False
     random_state: int | None = None
     trial_timeout_s: float | None = None
+    schema: InputSchema | None = None  # the user's column contract (``frame`` already follows it)
     key: str = field(default_factory=lambda: str(time.time_ns()))
 
 
@@ -84,7 +86,8 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
                     reward = combine(plan, [fold_metrics(plan, 0, scores, _synthetic_scores(fitted, plan))])["reward"]
                     report({"reward": reward, "status": "running", "epoch": epoch})
 
-            pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(pipeline, data, fold, train_frame, y_train))
+            pipeline.fit(train_frame, y_train, epoch_callback=on_epoch, ranking=_ranking(pipeline, data, fold, train_frame, y_train),
+                         schema=data.schema)
             resampling.append(pipeline.resampling_note_)
             val_scores = pipeline.raw_score(val_frame)
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))

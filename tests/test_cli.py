@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -137,13 +138,13 @@ def test_rank_lists_columns_with_quality_flags(blob_csv, tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_search_resumes_without_losing_trials(tmp_path):
-    X, _ = blobs(n=500)
+    X, y = blobs(n=500)
     path = tmp_path / "data.csv"
-    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(path)
+    pl.DataFrame(X, schema=["a", "b", "c", "d"]).with_columns(pl.Series("label", y)).write_csv(path)
     out = tmp_path / "run"
     # the curiosity controller is pickled with the search and continues learning after --resume
-    args = ["search", path, "--budget", "14", "--workers", "1", "--space", "fast", "--controller", "curiosity", "--seed", "0",
-            "--out", out]
+    args = ["search", path, "--label", "label", "--budget", "14", "--workers", "1", "--space", "fast",
+            "--controller", "curiosity", "--seed", "0", "--out", out]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     trials = out / "trials.jsonl"
     deadline = time.time() + 240
@@ -156,12 +157,22 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     first = [json.loads(line) for line in trials.read_text().splitlines()]
     assert 3 <= len(first) < 14
     assert not (out / "leaderboard.csv").exists()
-    result = run_cli("search", *args[1:], "--resume")
+    # an option that contradicts the interrupted search is refused, and nothing in the folder changes
+    before = trials.read_text()
+    clash = run_cli("search", path, "--resume", "--out", out, "--budget", "5")
+    assert clash.returncode == 2 and "--budget 5 contradicts" in clash.stderr and "Traceback" not in clash.stderr
+    assert trials.read_text() == before
+    # the printed command is exactly what resumes: --label, --budget, --space ... come back from the folder
+    printed = stderr.split("resume with: ")[1].splitlines()[0]
+    assert printed == f"automl-od search {path} --resume --out {out}"
+    result = run_cli(*shlex.split(printed)[1:])
     assert result.returncode == 0, result.stderr
     final = [json.loads(line) for line in trials.read_text().splitlines()]
     assert len(final) == 14 and final[: len(first)] == first
     assert len({t["trial_id"] for t in final}) == 14
     assert pl.read_csv(out / "leaderboard.csv").height == 14
+    assert all(t["auroc"] is not None for t in final if t["status"] == "ok")  # the label column stayed the label
+    assert json.loads((out / "search.json").read_text())["label"] == "label"
     # MLflow (the suite's embedded store): the resumed search continued the same parent run
     from mlflow import MlflowClient
 

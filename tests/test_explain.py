@@ -7,7 +7,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from automl_od.errors import UserInputError
 from automl_od.pipeline import OutlierPipeline
 
 from test_cli import run_cli
@@ -49,11 +48,17 @@ def test_contributions_name_the_broken_column(planted):
     assert abs(float(np.median(typical))) < 0.5
 
 
-def test_detectors_without_a_breakdown_say_so(planted):
+def test_detectors_without_a_breakdown_are_explained_by_occlusion(planted):
+    """Issue 17, case 12: explain raised for most winners (IsolationForest, ensembles, CatBoost)."""
     train, test = planted
     pipeline = OutlierPipeline(detector="isolation_forest", random_state=0).fit(train)
-    with pytest.raises(UserInputError, match="does not break its score down by feature"):
-        pipeline.explain(test)
+    explained = pipeline.explain(test, top=1)
+    assert explained.get_column("top_1").to_list()[1] == "c"  # the row that is extreme in c
+    contributions = pipeline.feature_contributions(test)
+    # a contribution is the drop in anomaly_score when the column takes its typical training value
+    occluded = test.with_columns(pl.lit(float(train.get_column("c").median())).alias("c"))
+    np.testing.assert_allclose(contributions.get_column("c").to_numpy(),
+                               pipeline.anomaly_score(test) - pipeline.anomaly_score(occluded))
 
 
 def test_cli_predict_explain(tmp_path, planted):
@@ -70,7 +75,8 @@ def test_cli_predict_explain(tmp_path, planted):
     assert scored.get_column("top_1").to_list()[1:] == ["c", "kind"]
     plain = tmp_path / "plain.joblib"
     joblib.dump(OutlierPipeline(detector="isolation_forest", random_state=0).fit(train), plain)
-    failed = run_cli("predict", plain, data, "--explain", "2", "--out", tmp_path / "nothing.csv")
-    assert failed.returncode == 2 and len(failed.stderr.strip().splitlines()) == 1
-    assert "does not break its score down" in failed.stderr
-    assert not (tmp_path / "nothing.csv").exists()
+    occluded = run_cli("predict", plain, data, "--explain", "2", "--out", tmp_path / "occlusion.csv")
+    assert occluded.returncode == 0, occluded.stderr
+    assert pl.read_csv(tmp_path / "occlusion.csv").get_column("top_1").to_list()[1] == "c"
+    missing = run_cli("predict", model, tmp_path / "nothing.csv", "--explain", "2")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1

@@ -91,6 +91,26 @@ def test_sampling_is_conditional_on_the_detector(registry):
     assert seen == set(space.names("detector"))  # random sampling reaches every registered detector
 
 
+def test_resamplers_are_sampled_only_in_front_of_label_using_detectors(registry):
+    """Issue 17, case 6: a resampler's parameters in front of a detector that never sees labels
+    made different trials of the same pipeline; they are no longer sampled there."""
+    space = resolve_space("default", registry)
+    label_detectors = frozenset(n for n in space.names("detector") if registry.get("detector", n).capabilities.takes_labels)
+    assert label_detectors and set(space.names("detector")) - label_detectors
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    resampled = set()
+    for _ in range(150):
+        trial = study.ask()
+        config = space.sample(trial, resample=True, label_detectors=label_detectors)
+        if config["detector"] in label_detectors:
+            resampled.add(config["resampler"])
+        else:
+            assert config["resampler"] is None and config["resampler_params"] == {}
+            assert not any(name.startswith("resampler") for name in trial.params)
+        study.tell(trial, 0.5)
+    assert len(resampled) > 1  # label-using detectors still get every resampler
+
+
 def test_warm_start_points_are_the_first_choices_with_their_defaults(registry):
     space = resolve_space("default", registry)
     # (the search drops the label-aware first choices first when there are no labels)
