@@ -15,9 +15,10 @@ from automl_od.hookspecs import hookimpl
 if TYPE_CHECKING:
     from automl_od.estimator import AutoOD
     from automl_od.pipeline import OutlierPipeline
+    from automl_od.tracking import load_model
 
 __version__ = "0.1.0"
-__all__ = ["AutoOD", "Capabilities", "Component", "OutlierPipeline", "hookimpl", "__version__"]
+__all__ = ["AutoOD", "Capabilities", "Component", "OutlierPipeline", "hookimpl", "load_model", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from automl_od.pipeline import OutlierPipeline
 
         return OutlierPipeline
+    if name == "load_model":
+        from automl_od.tracking import load_model
+
+        return load_model
     raise AttributeError(f"module 'automl_od' has no attribute {name!r}")

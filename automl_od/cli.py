@@ -338,6 +338,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     reward = f"reward {model.best_score_:.4f}" if math.isfinite(model.best_score_) else "not validated"
     name = model.leaderboard_.get_column("detector")[0] if model.selection_ == "meta" else model.best_config_["detector"]
     print(f"\nbest: {name} ({reward}; {model.evaluation_})")
+    share = 1.0 - model.threshold_
+    why = (f"--contamination auto means {share:g}{' with --novelty' if args.novelty else ''}: a convention, not estimated from the data"
+           if args.contamination == "auto" else f"--contamination {share:g}")
+    print(f"is_outlier = 1 marks rows above the anomaly_score of the top {share:.0%} of the training rows ({why}); "
+          "set --contamination to the share of anomalies you expect, or rank rows by anomaly_score")
     print(f"wrote {out / 'leaderboard.csv'}, {out / 'best_pipeline.joblib'}, {out / 'scores.csv'}")
     return _print_tracking(model, args)
 

@@ -192,7 +192,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.best_score_ = float("nan") if best["reward"] is None else best["reward"]
         self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry,
                                                                                   schema=self.input_schema_)
-        self._finish(tracker, frame, labels, trials)
+        validation = None
+        if tracker and plan.mode == "labelled" and best.get("reward") is not None:  # honest ROC/PR plots
+            from automl_od.trial import out_of_fold_scores
+
+            validation = out_of_fold_scores(best["config"], data)
+        self._finish(tracker, frame, labels, trials, validation=validation)
         if self.verbose:
             print(f"best: {best['detector']} reward {self.best_score_:.4f}", file=sys.stderr)
         return self
@@ -286,7 +291,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         return self
 
     def _finish(self, tracker: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]], *,
-                log_trials: bool = False) -> None:
+                log_trials: bool = False, validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """The winner's threshold; with tracking, the trials (when the search did not log them as
         they finished), the model, its registration and the report."""
         self.threshold_ = self.best_pipeline_.threshold_
@@ -295,7 +300,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             return
         for row in trials if log_trials else []:
             tracker.log_trial(row)
-        tracker.finish(self, frame, labels, trials)
+        tracker.finish(self, frame, labels, trials, validation=validation)
         self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
         self.tracking_errors_ = list(tracker.errors)
         tracker.report()
@@ -311,7 +316,11 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             settings = TrackingSettings(uri=None if self.tracking is True else self.tracking, register_as=self.register_as)
         else:
             raise UserInputError(f"tracking must be True, False, a tracking URI or a TrackingSettings, got {self.tracking!r}")
-        params = {k: v for k, v in self.get_params().items() if k not in ("tracking", "register_as", "out_dir", "verbose")}
+        unused = {"tracking", "register_as", "out_dir", "verbose"}
+        if self.selection_ != "search":  # no trials ran: the search's settings played no part
+            unused |= SEARCH_ONLY_PARAMETERS
+        params = {k: v for k, v in self.get_params().items() if k not in unused}
+        params["selection"] = self.selection_
         params.update(space=self.space if isinstance(self.space, str) else "custom",
                       skipped_components=self.skipped_components_ or None)
         return SearchTracker.start(settings, params, schema_of(frame), out_dir=Path(self.out_dir) if self.out_dir else None,
@@ -402,6 +411,9 @@ def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None
 
 
 SELECTIONS = ("auto", "meta", "supervised", "search")
+#: Parameters that only a search (trials) uses; a choice without trials neither logs nor reports them.
+SEARCH_ONLY_PARAMETERS = {"budget", "time_budget_s", "controller", "n_workers", "resources_per_trial", "address",
+                          "early_stopping", "trial_timeout_s", "defaults_first"}
 
 
 def supervised_prior(registry: Any) -> str | None:

@@ -260,9 +260,11 @@ class SearchTracker:
             self._experiment = self.client.get_run(self.run_id).info.experiment_id
         return self._experiment
 
-    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]]) -> None:
+    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]], *,
+               validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Leaderboard, plots and the winning pipeline (a pyfunc model, registered with
-        ``register_as``); then close the parent run."""
+        ``register_as``); then close the parent run. ``validation`` holds labels and the winner's
+        out-of-fold scores, for ROC and precision-recall curves that are not in-sample."""
         run_id, now = self.run_id, int(time.time() * 1000)
         self._safely("summary", lambda: self.client.log_batch(run_id, metrics=[
             *([Metric("best_reward", float(model.best_score_), now, self._trials)] if np.isfinite(model.best_score_) else []),
@@ -273,7 +275,7 @@ class SearchTracker:
             board = Path(tmp) / "leaderboard.csv"
             model.leaderboard_.write_csv(board)
             self._safely("leaderboard", lambda: self.client.log_artifact(run_id, str(board)))
-            for name, figure in self._safely("plots", lambda: _plots(model, frame, labels, trials)) or []:
+            for name, figure in self._safely("plots", lambda: _plots(model, frame, trials, validation)) or []:
                 self._safely(f"plot {name}", lambda name=name, figure=figure: self.client.log_figure(run_id, figure, f"plots/{name}.png"))
                 _close(figure)
             self.model_uri = self._safely("model", lambda: log_pipeline_model(self, model, frame, Path(tmp)))
@@ -341,36 +343,52 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _plots(model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Best-so-far reward against trials; the winner's scores with its threshold; with labels,
-    its ROC and precision-recall curves (on the search rows it was refitted on)."""
+def _plots(model: Any, frame: pl.DataFrame, trials: list[dict[str, Any]],
+           validation: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[str, Any]]:
+    """What the choice was based on: the search's best-so-far reward against trials, or the
+    recommender's predicted AUROC per candidate (no trials ran); the winner's raw scores on the
+    search rows with the is_outlier threshold; with ``validation``, ROC and precision-recall
+    curves of the winner's out-of-fold scores."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     figures = []
-    rewards = np.array([t["reward"] if t.get("status") == "ok" and t.get("reward") is not None else np.nan for t in trials], dtype=float)
-    best = np.fmax.accumulate(np.where(np.isnan(rewards), -np.inf, rewards)) if len(rewards) else rewards
+    selection = getattr(model, "selection_", "search")
+    if selection == "meta":
+        board = model.leaderboard_
+        fig, ax = plt.subplots(figsize=(7, 0.35 * board.height + 1.5))
+        ax.barh(board.get_column("detector").to_list()[::-1], board.get_column("reward").to_list()[::-1], color="#4477aa")
+        ax.set(xlabel="predicted test AUROC (meta-learned, from the nearest library sets)",
+               title="recommended ensembles (no trials ran)")
+        figures.append(("recommendations", fig))
+    elif selection == "search":
+        rewards = np.array([t["reward"] if t.get("status") == "ok" and t.get("reward") is not None else np.nan for t in trials], dtype=float)
+        best = np.fmax.accumulate(np.where(np.isnan(rewards), -np.inf, rewards)) if len(rewards) else rewards
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(np.arange(1, len(rewards) + 1), rewards, "o", alpha=0.5, label="trial reward (failed: missing)")
+        ax.step(np.arange(1, len(best) + 1), np.where(np.isinf(best), np.nan, best), where="post", label="best so far")
+        ax.set(xlabel="trial (in finishing order)", ylabel="validation reward", title="search progress")
+        ax.legend()
+        figures.append(("best_so_far", fig))
+    pipeline = model.best_pipeline_
+    raw = pipeline.raw_score(frame)
+    # the raw score at which is_outlier starts: the empirical scale's inverse at the threshold
+    cut = float(np.interp(pipeline.threshold_, pipeline.scale_.positions_, pipeline.scale_.reference_))
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(np.arange(1, len(rewards) + 1), rewards, "o", alpha=0.5, label="trial reward (failed: missing)")
-    ax.step(np.arange(1, len(best) + 1), np.where(np.isinf(best), np.nan, best), where="post", label="best so far")
-    ax.set(xlabel="trial (in finishing order)", ylabel="validation reward", title="search progress")
-    ax.legend()
-    figures.append(("best_so_far", fig))
-    scores = model.best_pipeline_.anomaly_score(frame)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(scores, bins=50, color="grey")
-    ax.axvline(float(model.best_pipeline_.threshold_), color="red", label="is_outlier threshold")
-    ax.set(xlabel="anomaly_score", ylabel="rows", title=f"winner's scores on the search rows ({model.best_config_['detector']})")
+    ax.hist(raw, bins=60, color="grey")
+    ax.axvline(cut, color="red", label=f"is_outlier threshold (top {1 - pipeline.threshold_:.0%} of training rows)")
+    ax.set(xlabel="raw score (detector's own scale, higher = more abnormal)", ylabel="rows",
+           title=f"winner's scores on the search rows ({model.best_config_['detector']})")
     ax.legend()
     figures.append(("score_distribution", fig))
-    if labels is not None and 0 < labels.sum() < len(labels):
+    if validation is not None and 0 < validation[0].sum() < len(validation[0]):
         from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
         for name, display in (("roc", RocCurveDisplay), ("precision_recall", PrecisionRecallDisplay)):
             fig, ax = plt.subplots(figsize=(5, 5))
-            display.from_predictions(labels, scores, ax=ax, name="winner, refit on these rows (in-sample)")
+            display.from_predictions(validation[0], validation[1], ax=ax, name="winner, out of fold (validation folds)")
             figures.append((name, fig))
     for _, figure in figures:
         figure.tight_layout()
@@ -396,7 +414,15 @@ class OutlierPipelineModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name
             self.pipeline = pickle.load(handle)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from automl_od.data import format_notices
+
         frame = model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+        contract = getattr(self.pipeline, "input_schema_", None)  # the column contract, as in the API and the CLI
+        if contract is not None:
+            notices: dict[str, int] = {}
+            frame = contract.transform(frame, notices=notices)
+            for notice in format_notices(notices):
+                warnings.warn(notice, SearchNotice, stacklevel=2)
         return self.pipeline.score_frame(frame).to_pandas()
 
 
@@ -542,6 +568,20 @@ def log_pipeline_model(tracker: SearchTracker, model: Any, frame: pl.DataFrame, 
 
 
 # --- reading models back ----------------------------------------------------------------------
+
+def load_model(model_uri: str, tracking_uri: str | None = None) -> Any:
+    """An automl-od model as an MLflow pyfunc model (``predict`` gives ``anomaly_score`` and
+    ``is_outlier``), looked up where automl-od logs: ``tracking_uri``, else
+    ``MLFLOW_TRACKING_URI``, else the embedded store. (``mlflow.pyfunc.load_model`` alone asks
+    MLflow's own default store, ``./mlflow.db`` of the working folder, and does not find it.)"""
+    uri = resolve_tracking_uri(tracking_uri)
+    with _quick_http(), _tracking_uri(uri), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return mlflow.pyfunc.load_model(model_uri)
+        except Exception as exc:
+            raise UserInputError(f"cannot load the model {model_uri!r} from {uri}: {' '.join(str(exc).split())[:300]}") from None
+
 
 def load_pipeline(model_uri: str, tracking_uri: str | None = None) -> Any:
     """The fitted pipeline inside an automl-od MLflow model (``models:/NAME@alias``,

@@ -110,6 +110,20 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
     return result
 
 
+def out_of_fold_scores(config: dict[str, Any], data: SearchData) -> tuple[np.ndarray, np.ndarray]:
+    """A configuration fitted on each validation fold's training rows and scored (``anomaly_score``)
+    on its validation rows: the labels and scores of every fold, pooled, as the search saw them."""
+    assert data.y is not None, "out-of-fold scores need labels"
+    labels, scores = [], []
+    for fold, (train, val) in enumerate(data.plan.folds):
+        pipeline = pipeline_from_config(config, data)
+        train_frame, y_train = data.frame[train], data.y[train]
+        pipeline.fit(train_frame, y_train, ranking=_ranking(pipeline, data, fold, train_frame, y_train), schema=data.schema)
+        labels.append(data.y[val])
+        scores.append(pipeline.anomaly_score(data.frame[val]))
+    return np.concatenate(labels), np.concatenate(scores)
+
+
 def _synthetic_scores(pipeline: OutlierPipeline, plan: EvaluationPlan) -> np.ndarray | None:
     if plan.synthetic is None:
         return None

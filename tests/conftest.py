@@ -72,12 +72,21 @@ def ray_session():
     ray.shutdown()
 
 
+def shared_data(relative: str) -> Path:
+    """A file or folder under ../shared/datasets. Missing, the test skips on a developer's machine
+    and fails in CI (``CI`` set), where a silent skip would hide that the data tests never ran."""
+    path = DATASETS / relative
+    if not path.exists():
+        message = f"shared data not found at {path}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI is set: the data tests must run)")
+        pytest.skip(message)
+    return path
+
+
 @pytest.fixture
 def adbench_dir() -> Path:
-    path = DATASETS / "adbench"
-    if not path.is_dir():
-        pytest.skip(f"ADBench data not found at {path}")
-    return path
+    return shared_data("adbench")
 
 
 def run_without(module: str, body: str, timeout: float = 300) -> None:

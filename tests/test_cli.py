@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import CLI, REPO, blobs
+from conftest import CLI, REPO, blobs, shared_data
 
 
 def run_cli(*args, cwd=None, timeout=300, env=None):
@@ -186,11 +186,7 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
 
 @pytest.mark.slow
 def test_rank_on_kddcup(tmp_path):
-    from conftest import DATASETS
-
-    path = DATASETS / "kddcup99" / "kddcup.data_10_percent.gz"
-    if not path.exists():
-        pytest.skip("KDD Cup 99 data not found")
+    path = shared_data("kddcup99/kddcup.data_10_percent.gz")
     result = run_cli("rank", path, "--no-header", "--label", "column_42", "--anomaly-value", "normal.", "--sample-rows",
                      "50000", "--json", "--out", tmp_path / "rank")
     assert result.returncode == 0, result.stderr

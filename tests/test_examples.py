@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import DATASETS, REPO
+from conftest import REPO, shared_data
 
 
 @pytest.mark.slow
@@ -20,8 +20,7 @@ def test_api_example(adbench_dir):
 
 @pytest.mark.slow
 def test_cli_example(tmp_path):
-    if not (DATASETS / "kddcup99").is_dir():
-        pytest.skip("KDD Cup 99 data not found")
+    shared_data("kddcup99")
     result = subprocess.run([sys.executable, str(REPO / "examples" / "cli_kddcup.py"), "--out", str(tmp_path / "run")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr

@@ -3,6 +3,8 @@ AutoOD's default without labels."""
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import subprocess
 import sys
@@ -17,7 +19,7 @@ from automl_od import AutoOD, meta
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.pipeline import EnsemblePipeline, OutlierPipeline
 
-from conftest import CLI, DATASETS, REPO, blobs
+from conftest import CLI, DATASETS, REPO, blobs, shared_data
 
 
 def _frame(X: np.ndarray) -> pl.DataFrame:
@@ -84,8 +86,7 @@ def test_shipped_library_covers_the_adbench_sets():
 
 def test_shipped_library_is_reproducible_by_the_benchmark_script(tmp_path):
     """The library's wine entry comes back from the data by the script that built it."""
-    if not (DATASETS / "adbench" / "45_wine.npz").exists():
-        pytest.skip(f"ADBench data not found under {DATASETS}")
+    shared_data("adbench/45_wine.npz")
     script = REPO / "benchmarks" / "unsup_selection.py"
     result = subprocess.run([sys.executable, str(script), "--datasets", "wine", "--seeds", "1", "--cache", str(tmp_path / "cache"),
                              "--build-library", str(tmp_path / "library.json"), "--data-dir", str(DATASETS / "adbench")],
@@ -207,6 +208,11 @@ def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     runs = client.search_runs([parent.info.experiment_id])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 10 and {r.data.tags["status"] for r in children} == {"ok"}
+    # issue 17, case 11: no trials ran, so no search-progress plot and no budget or controller settings
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert plots == {"plots/recommendations.png", "plots/score_distribution.png"}
+    assert not {"budget", "controller", "time_budget_s"} & set(parent.data.params)
+    assert parent.data.params["selection"] == "meta"
     version = client.get_model_version_by_alias("meta-od", "champion")
     assert "chosen without labels" in version.description and "+".join(model.meta_choice_.members) in model.best_config_["detector_params"]["members"]
     mlflow.set_tracking_uri(uri)
@@ -216,3 +222,15 @@ def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     finally:
         mlflow.set_tracking_uri(None)
     np.testing.assert_allclose(predicted["anomaly_score"].to_numpy(), model.anomaly_score(X))
+    # issue 17, case 13: from a notebook's folder, automl_od.load_model finds the model where automl-od
+    # logged it, with no tracking URI set, and leaves no empty mlflow.db behind
+    notebook = tmp_path / "notebook"
+    notebook.mkdir()
+    _frame(X).write_csv(notebook / "rows.csv")
+    script = ("import automl_od, pandas; m = automl_od.load_model('models:/meta-od@champion'); "
+              "print(m.predict(pandas.read_csv('rows.csv'))['anomaly_score'].round(6).tolist())")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=notebook, capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "AUTOML_OD_HOME": str(tmp_path / "home")})
+    assert completed.returncode == 0, completed.stderr
+    np.testing.assert_allclose(json.loads(completed.stdout.strip().splitlines()[-1]), model.anomaly_score(X), atol=1e-6)
+    assert sorted(p.name for p in notebook.iterdir()) == ["rows.csv"]

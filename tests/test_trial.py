@@ -39,3 +39,24 @@ def test_reports_and_flat_names():
     assert reports == []  # only iterative detectors report per epoch
     flat = flatten_config(_config(nu=0.1))
     assert flat["detector.nu"] == 0.1 and flat["resampler"] == ""
+
+
+def test_out_of_fold_scores_are_not_in_sample():
+    """Issue 17, case 11: the ROC/PR plots were in-sample (AUC 1.00 for a classifier on its own
+    labels). Random labels on noise: a boosted classifier memorises them in-sample, out of fold it
+    cannot tell them apart."""
+    from sklearn.metrics import roc_auc_score
+
+    from automl_od.pipeline import OutlierPipeline
+    from automl_od.trial import out_of_fold_scores
+
+    rng = np.random.default_rng(0)
+    frame = as_frame(rng.normal(size=(300, 4)))
+    y = (rng.random(300) < 0.1).astype(np.int64)
+    data = SearchData(frame=frame, y=y, plan=make_plan(frame, y, random_state=0), random_state=0)
+    config = _config("hist_gradient_boosting")
+    labels, scores = out_of_fold_scores(config, data)
+    assert len(labels) == sum(len(val) for _, val in data.plan.folds) and labels.sum() == y.sum() * len(data.plan.folds) // 3
+    in_sample = OutlierPipeline(detector="hist_gradient_boosting", random_state=0).fit(frame, y).anomaly_score(frame)
+    assert roc_auc_score(y, in_sample) > 0.9
+    assert abs(roc_auc_score(labels, scores) - 0.5) < 0.15
