@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -115,10 +116,11 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> AutoOD:
         from automl_od.evaluation import make_plan
         from automl_od.registry import default_registry
-        from automl_od.runner import SearchSettings, run_search
+        from automl_od.runner import SearchSettings, rerun_lost_trial, run_search
         from automl_od.spaces import resolve_space
         from automl_od.trial import SearchData, flatten_config, pipeline_from_config
 
+        started = time.perf_counter()
         contamination = self._validate()
         frame = self._frame(X, reset=True)
         labels = validate_labels(y, frame.height)
@@ -157,9 +159,14 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
         plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")
                    for name, c in registry.components(kind).items()}
+        default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
+        on_record = (lambda row: tracker.log_trial(row, plugins)) if tracker else None
         try:
-            trials = run_search(data, space, settings, out_dir, resume=resume,
-                                on_record=(lambda row: tracker.log_trial(row, plugins)) if tracker else None)
+            trials = run_search(data, space, settings, out_dir, resume=resume, on_record=on_record)
+            if default is not None:  # the protected default lost its worker twice: run it in the driver
+                deadline = None if self.time_budget_s is None else started + self.time_budget_s
+                trials += rerun_lost_trial(trials, lambda t: _is_default(t, default), data, out_dir, deadline=deadline,
+                                           on_record=on_record, verbose=self.verbose)
         except BaseException as exc:
             if tracker:
                 tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
@@ -170,8 +177,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         finally:
             if not self.out_dir:
                 shutil.rmtree(out_dir, ignore_errors=True)
-        default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
-        if default is not None and not any(_is_default(t, default) for t in trials):
+        if default is not None and not any(_is_default(t, default) and t.get("status") == "ok" for t in trials):
             # the strong default never finished (time budget; perhaps nothing did): nothing has been shown
             # to beat it, so it stays
             trials.append(_unvalidated_default(default["detector"]))
@@ -204,8 +210,6 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def _fit_meta(self, frame: pl.DataFrame, labels: np.ndarray | None, registry: Any, resume: bool) -> AutoOD:
         """No labels: the meta-learned recommender picks an ensemble (see :mod:`automl_od.meta`)."""
-        import time
-
         from automl_od.meta import MetaLibrary, member_pipeline, recommend_for
         from automl_od.pipeline import EnsemblePipeline
 
@@ -251,8 +255,6 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def _fit_supervised(self, frame: pl.DataFrame, labels: np.ndarray, registry: Any, resume: bool) -> AutoOD:
         """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
-        import time
-
         from automl_od.pipeline import OutlierPipeline
         from automl_od.trial import flatten_config
 

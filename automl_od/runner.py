@@ -9,6 +9,7 @@ every finished trial to ``trials.jsonl`` (the leaderboard's source, kept across 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +29,8 @@ from automl_od.spaces import SearchSpace
 from automl_od.trial import SearchData, flatten_config, run_trial
 
 TRIALS_FILE = "trials.jsonl"
+#: The reason recorded for a trial whose Ray worker died (not a failure of the configuration itself).
+LOST_WORKER = "its worker died"
 TUNE_DIR = "tune"
 RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done",
                "resampling", "fold_rewards")
@@ -88,6 +91,8 @@ def _prepare_ray_environment(address: str | None, auth_token_file: str | None) -
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "0")
+    # a lost worker is summarised in one line by the recorder, not as Ray's 20-line traceback
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     if auth_token_file:
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(auth_token_file).resolve())
     has_token = bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
@@ -140,24 +145,24 @@ class _RecordTrials:
         self.__dict__.update(state)
         self.done = self._count()
 
+    def lost_worker(self, trial: Any, *, retrying: bool) -> None:
+        """One line per lost worker (Ray's traceback stays in its logs)."""
+        detector = trial.config.get("pipeline", {}).get("detector", "?")
+        then = "retrying the trial once" if retrying else "the trial is recorded as failed"
+        print(f"notice: trial {trial.trial_id} ({detector}) lost its worker ({_error_name(trial)}); {then}",
+              file=sys.stderr, flush=True)
+
     def record(self, trial: Any, result: dict[str, Any] | None, *, error: str | None = None) -> None:
-        config = trial.config.get("pipeline", {})
-        row: dict[str, Any] = {"trial_id": trial.trial_id, **flatten_config(config)} if config else {"trial_id": trial.trial_id}
-        result = result or {}
-        for key in RESULT_KEYS:
-            if key in result:
-                row[key] = result[key]
-        if "training_iteration" in result:
-            row["reports"] = result["training_iteration"]
+        row = trial_row(trial.trial_id, trial.config.get("pipeline", {}), result or {})
         if trial.trial_id in self.history:
             row["history"] = self.history.pop(trial.trial_id)
         if error is not None:
             row.update(status="failed", reason=error, reward=None)
         elif row.get("status") == "running":
-            row.update(status="stopped early", reason=f"stopped by the scheduler at epoch {result.get('epoch')}")
-        elif row.get("status") == "failed":
-            row["reward"] = None
-        row["config"] = config
+            row.update(status="stopped early", reason=f"stopped by the scheduler at epoch {(result or {}).get('epoch')}")
+        self.write(row)
+
+    def write(self, row: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(row, default=str) + "\n")
         self.done += 1
@@ -176,6 +181,62 @@ class _RecordTrials:
             print(f"[trial {self.done}{total}] {what}; best so far {best}", file=sys.stderr, flush=True)
 
 
+def trial_row(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """A trials.jsonl record: the flat configuration, the result's keys and the configuration itself."""
+    row: dict[str, Any] = {"trial_id": trial_id, **(flatten_config(config) if config else {})}
+    row.update({key: result[key] for key in RESULT_KEYS if key in result})
+    if "training_iteration" in result:
+        row["reports"] = result["training_iteration"]
+    if row.get("status") == "failed":
+        row["reward"] = None
+    row["config"] = config
+    return row
+
+
+def rerun_lost_trial(trials: list[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool], data: SearchData,
+                     out_dir: Path, *, deadline: float | None, on_record: Callable[[dict[str, Any]], None] | None = None,
+                     verbose: bool = True, attempts: int = 3) -> list[dict[str, Any]]:
+    """A trial that ``wanted`` picks out (the protected default) and that has no result because its
+    worker died twice, run again in the driver (where no worker can be lost) until it has a result,
+    ``attempts`` runs or ``deadline`` (``time.perf_counter()``) pass; the new records."""
+    if any(wanted(t) and t.get("status") == "ok" for t in trials):
+        return []
+    lost = [t for t in trials if wanted(t) and LOST_WORKER in str(t.get("reason"))]
+    if not lost:
+        return []
+    recorder = _RecordTrials(out_dir.resolve() / TRIALS_FILE, None, False, on_record)
+    rows = []
+    for attempt in range(1, attempts + 1):
+        left = None if deadline is None else deadline - time.perf_counter()
+        if left is not None and left <= 0:
+            break
+        limits = [v for v in (left, data.trial_timeout_s) if v is not None]
+        result = run_trial(lost[0]["config"], dataclasses.replace(data, trial_timeout_s=min(limits) if limits else None))
+        result.pop("traceback", None)
+        row = trial_row(f"{lost[0]['trial_id']}_rerun{attempt}", lost[0]["config"], result)
+        recorder.write(row)
+        rows.append(row)
+        if verbose:
+            print(f"notice: reran {row.get('detector')} in the driver after its worker died: {row.get('status')}",
+                  file=sys.stderr, flush=True)
+        if row.get("status") == "ok":
+            break
+    return rows
+
+
+def _error_name(trial: Any) -> str:
+    """The kind of error that ended a trial's worker (e.g. ActorDiedError), from Tune's error file."""
+    try:
+        text = Path(trial.error_file).read_text(encoding="utf-8") if trial.error_file else ""
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        name = line.split(":")[0].strip().split(".")[-1]
+        if name.endswith(("Error", "Exception")):
+            return name
+    return "see Ray's logs"
+
+
 def _make_callback(recorder: _RecordTrials) -> Any:
     from ray.tune import Callback
 
@@ -186,8 +247,12 @@ def _make_callback(recorder: _RecordTrials) -> Any:
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             recorder.record(trial, trial.last_result)
 
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            recorder.lost_worker(trial, retrying=True)
+
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            recorder.record(trial, trial.last_result, error="the trial's worker raised or died (see Ray's logs)")
+            recorder.lost_worker(trial, retrying=False)
+            recorder.record(trial, trial.last_result, error=f"{LOST_WORKER}, also when retried ({_error_name(trial)})")
 
     return RecordTrialsCallback()
 
@@ -245,7 +310,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
             run_config=tune.RunConfig(
                 name=TUNE_DIR, storage_path=str(out_dir), verbose=0, log_to_file=False,
                 callbacks=[_make_callback(recorder)],
-                failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+                # a trial whose worker dies (killed, out of memory, a lost node) runs once more
+                failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_at_end=False),
             ),
         )

@@ -16,15 +16,20 @@ from conftest import blobs
 from test_cli import run_cli
 
 PLUGIN = '''
+import os
+import signal
+from pathlib import Path
+
 import numpy as np
 from automl_od import Capabilities, Component, hookimpl
 
 
 class DistanceToMean:
-    """Trains 'epochs' steps of a running mean; score = distance to it (an iterative toy)."""
+    """Trains 'epochs' steps of a running mean; score = distance to it (an iterative toy).
+    With ``noise`` the score is mostly noise: a poor trial for ASHA to stop."""
 
-    def __init__(self, epochs: int = 30, step: float = 0.2) -> None:
-        self.epochs, self.step = epochs, step
+    def __init__(self, epochs: int = 30, step: float = 0.2, noise: float = 0.0) -> None:
+        self.epochs, self.step, self.noise = epochs, step, noise
 
     def fit(self, X, y=None, epoch_callback=None):
         self.center_ = np.zeros(X.shape[1])
@@ -35,14 +40,28 @@ class DistanceToMean:
         return self
 
     def anomaly_score(self, X):
-        return np.linalg.norm(X - self.center_, axis=1)
+        noise = np.random.default_rng(len(X)).normal(scale=self.noise, size=len(X))
+        return np.linalg.norm(X - self.center_, axis=1) + noise
+
+
+class DiesOnce(DistanceToMean):
+    """Kills its own worker process the first time it trains (a node lost mid-trial)."""
+
+    def fit(self, X, y=None, epoch_callback=None):
+        marker = Path(os.environ["ODPLUG_MARKER"])
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().fit(X, y, epoch_callback)
 
 
 @hookimpl
 def register_detectors():
     return [Component("distance_to_mean", "detector", DistanceToMean,
-                      {"epochs": {"type": "int", "low": 15, "high": 40}, "step": {"type": "float", "low": 0.01, "high": 0.5, "log": True}},
-                      Capabilities(iterative=True), "toy iterative detector from a third-party package")]
+                      {"epochs": {"type": "int", "low": 15, "high": 40}, "step": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
+                       "noise": {"type": "categorical", "choices": [0.0, 100.0]}},
+                      Capabilities(iterative=True), "toy iterative detector from a third-party package"),
+            Component("dies_once", "detector", DiesOnce, {}, Capabilities(), "kills its worker the first time")]
 '''
 
 
@@ -75,12 +94,36 @@ def test_entry_point_plugin_is_listed_and_searchable(tmp_path, plugin_path):
     space = tmp_path / "space.yaml"
     space.write_text("detectors: {distance_to_mean: default}\n")
     out = tmp_path / "run"
-    result = run_cli("search", data, "--space", space, "--budget", "6", "--early-stopping", "--seed", "0",
+    result = run_cli("search", data, "--space", space, "--budget", "8", "--early-stopping", "--seed", "0",
                      "--out", out, env=env)
     assert result.returncode == 0, result.stderr
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
-    assert len(trials) == 6 and {t["detector"] for t in trials} == {"distance_to_mean"}
+    assert len(trials) == 8 and {t["detector"] for t in trials} == {"distance_to_mean"}
     assert any(t["status"] == "ok" for t in trials)
     # per-epoch validation rewards reach Tune (what ASHA acts on): one report per epoch + the final one
     assert all(t["reports"] == t["detector.epochs"] + 1 for t in trials if t["status"] == "ok")
+    # ASHA stops noisy trials at its first rung (10 reports), before they trained all their epochs
+    stopped = [t for t in trials if t["status"] == "stopped early"]
+    assert any(t["detector.noise"] == 100.0 for t in stopped), trials
+    assert all(t["reports"] == 10 < t["detector.epochs"] for t in stopped), trials
     assert "distance_to_mean" in result.stdout
+
+
+def test_a_lost_worker_is_retried_and_said_in_one_line(tmp_path, plugin_path):
+    """Issue 17, cases 5 and 10: a killed worker's trial was lost, with a 22-line Ray traceback."""
+    marker = tmp_path / "killed"
+    env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": "", "ODPLUG_MARKER": str(marker)}
+    X, _ = blobs(n=200)
+    data = tmp_path / "data.csv"
+    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(data)
+    space = tmp_path / "space.yaml"
+    space.write_text("detectors: {dies_once: default}\n")
+    out = tmp_path / "run"
+    result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "1", "--no-tracking", "--out", out, env=env)
+    assert result.returncode == 0, result.stderr
+    assert marker.exists()  # a worker was killed
+    trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
+    assert [t["status"] for t in trials] == ["ok", "ok"]  # the killed trial ran again and finished
+    lost = [line for line in result.stderr.splitlines() if "lost its worker" in line]
+    assert len(lost) == 1 and "retrying the trial once" in lost[0], result.stderr
+    assert "Traceback" not in result.stderr

@@ -60,3 +60,21 @@ def test_out_of_fold_scores_are_not_in_sample():
     in_sample = OutlierPipeline(detector="hist_gradient_boosting", random_state=0).fit(frame, y).anomaly_score(frame)
     assert roc_auc_score(y, in_sample) > 0.9
     assert abs(roc_auc_score(labels, scores) - 0.5) < 0.15
+
+
+def test_a_protected_trial_whose_worker_died_runs_again_in_the_driver(tmp_path):
+    """Issue 17, case 5: the strong default that the labelled search protects is rerun until it has a
+    result (here at once); other trials and trials that failed on their own are not."""
+    import json
+
+    from automl_od.runner import LOST_WORKER, TRIALS_FILE, rerun_lost_trial
+
+    config = _config("isolation_forest", n_estimators=50)
+    lost = {"trial_id": "t1", "status": "failed", "reason": f"{LOST_WORKER}, also when retried (ActorDiedError)", "config": config}
+    wanted = lambda t: t.get("config", {}).get("detector") == "isolation_forest"  # noqa: E731
+    rows = rerun_lost_trial([lost], wanted, _data(), tmp_path, deadline=None, verbose=False)
+    assert [r["status"] for r in rows] == ["ok"] and rows[0]["trial_id"] == "t1_rerun1" and rows[0]["reward"] > 0.9
+    assert [json.loads(line)["trial_id"] for line in (tmp_path / TRIALS_FILE).read_text().splitlines()] == ["t1_rerun1"]
+    own_failure = {**lost, "reason": "ValueError: bad parameter"}
+    assert rerun_lost_trial([own_failure], wanted, _data(), tmp_path, deadline=None) == []
+    assert rerun_lost_trial([lost, rows[0]], wanted, _data(), tmp_path, deadline=None) == []  # it has a result
