@@ -447,12 +447,12 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from automl_od.data import InputSchema, data_quality
     from automl_od.registry import default_registry
 
+    ranker = default_registry().get("ranker", args.ranker).build(random_state=args.seed)  # a bad name fails first
     features, y, notices = _load_features(args, drop_constant=False)
     contract = InputSchema().fit(features)  # numbers with a stray word, dates in text: read as a search would
     features = contract.transform(features)
     for notice in [*notices, *contract.notices_]:
         print(f"notice: {notice}", file=sys.stderr)
-    ranker = default_registry().get("ranker", args.ranker).build(random_state=args.seed)
     labels = None if y is None else np.asarray(y)
     if hasattr(ranker, "score"):
         table = ranker.score(features, labels).sort("rank")

@@ -114,10 +114,11 @@ def messy_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("messy")
     X, y = blobs(n=240, n_outliers=12, d=3)
     rng = np.random.default_rng(0)
-    rows = ["a,count,when,amount,a,label"]
+    rows = ["a,count,when,amount,a,ratio,label"]
     for i, (row, label) in enumerate(zip(X, y, strict=True)):
         amount = "oops" if i == 5 else "inf" if i == 7 else f"{row[2]:.4f}"
-        rows.append(f"{row[0]:.4f},{rng.choice(['x', 'y', 'z'])},2024-01-{1 + i % 28:02d},{amount},{row[1]:.4f},{label}")
+        ratio = "inf" if i == 9 else f"{row[0] / 2:.4f}"  # polars reads this column as float, inf included
+        rows.append(f"{row[0]:.4f},{rng.choice(['x', 'y', 'z'])},2024-01-{1 + i % 28:02d},{amount},{row[1]:.4f},{ratio},{label}")
     data = folder / "messy.csv"
     data.write_text("\n".join(rows) + "\n")
     out = folder / "run"
@@ -131,8 +132,11 @@ def test_cli_search_reads_odd_columns_and_says_so(messy_run):
     assert "Traceback" not in result.stderr
     for notice in ("notice: repeated column name(s) renamed: a_duplicated_0",
                    "notice: column 'when' holds dates: used as seconds since 1970",
-                   "notice: column 'amount': values that are not numbers read as missing (e.g. 'inf', 'oops') (2 values)"):
+                   "notice: column 'amount': values that are not numbers read as missing (e.g. 'inf', 'oops') (2 values)",
+                   "notice: column 'ratio': infinite values read as missing (1 value)"):
         assert notice in result.stderr
+    # what the flags mean is said, not left to guess (contamination 'auto' is a convention)
+    assert "is_outlier = 1 marks rows above the anomaly_score of the top 10% of the training rows" in result.stdout
     scores = pl.read_csv(out / "scores.csv")
     assert scores.height == 252 and scores.get_column("anomaly_score").is_finite().all()
 
@@ -168,5 +172,61 @@ def test_cli_rank_handles_a_column_named_count(messy_run):
     import json
 
     ranked = {entry["feature"] for entry in json.loads(result.stdout)["ranking"]}
-    assert {"count", "when", "amount", "a", "a_duplicated_0"} == ranked
+    assert {"count", "when", "amount", "a", "a_duplicated_0", "ratio"} == ranked
     _one_line_error(run_cli("rank", data, "--label", "nope"), "column 'nope' is not in")
+
+
+def test_predict_and_rank_bad_inputs_get_one_line_and_exit_2(messy_run):
+    folder, data, out, _ = messy_run
+    before = data.read_bytes()
+    cases = [
+        (["predict", folder / "nowhere", data], "no fitted pipeline at"),
+        (["predict", out, folder / "nope.csv"], "does not exist"),
+        (["predict", out, data, "--out", data], "--out must not be the input file"),
+        (["rank", data, "--ranker", "nope"], "unknown ranker 'nope'"),
+        (["rank", folder / "nope.csv"], "does not exist"),
+        (["rank", data, "--label", "count"], "must hold 1 (anomaly), 0 or empty"),
+    ]
+    for args, message in cases:
+        _one_line_error(run_cli(*args), message)
+    assert data.read_bytes() == before
+
+
+def test_shared_data_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    from conftest import shared_data
+
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        shared_data("no/such/set.npz")
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        shared_data("no/such/set.npz")
+
+
+INTERRUPT = """
+import os, signal, threading, time
+import numpy as np
+from automl_od import AutoOD
+
+rng = np.random.default_rng(0)
+X = np.r_[rng.normal(size=(400, 4)), rng.normal(5, 1, size=(20, 4))]
+y = np.r_[np.zeros(400), np.ones(20)]
+threading.Timer(12, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    AutoOD(budget=500, space="fast", n_workers=1, tracking=False, random_state=0).fit(X, y)
+except KeyboardInterrupt as exc:
+    print("interrupted:", exc)
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_api_search_does_not_point_at_a_deleted_folder(tmp_path):
+    """Issue 17, case 4: the message said finished trials were kept in a temporary folder that
+    was deleted on the way out."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", INTERRUPT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert "interrupted: search interrupted" in result.stdout, result.stdout + result.stderr
+    assert "are not kept: set out_dir to keep them" in result.stdout
+    assert "automl_od_" not in result.stdout  # no path of the temporary folder
