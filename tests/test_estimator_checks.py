@@ -51,8 +51,8 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),
-                          AutoODWithoutLabels(budget=2, n_workers=1, random_state=0, tracking=False)])
+# the default (meta-learned) path; the label-free search of the "fast" space meets the other checks above
+@parametrize_with_checks([AutoODWithoutLabels(budget=2, n_workers=1, random_state=0, tracking=False)])
 def test_sklearn_compatible_without_labels(estimator, check):
     if getattr(check, "func", check).__name__ not in MULTICLASS_Y_CHECKS:
         pytest.skip("covered by test_sklearn_compatible")

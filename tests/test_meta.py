@@ -219,6 +219,9 @@ def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     try:
         loaded = mlflow.pyfunc.load_model("models:/meta-od@champion")
         predicted = loaded.predict(_frame(X).to_pandas())
+        # the column contract holds in the MLflow model too: a missing trained column is refused by name
+        with pytest.raises(Exception, match=r"missing inputs \['x1'\]"):
+            loaded.predict(_frame(X).drop("x1").to_pandas())
     finally:
         mlflow.set_tracking_uri(None)
     np.testing.assert_allclose(predicted["anomaly_score"].to_numpy(), model.anomaly_score(X))
