@@ -134,7 +134,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             assert labels is not None  # resolve_selection checked it
             return self._fit_supervised(frame, labels, registry, resume)
         space = resolve_space(self.space, registry)
-        space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels)
+        gpu = bool((self.resources_per_trial or {}).get("gpu")) or _local_gpu()
+        space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels,
+                                                     leave_out_deep=self.space == "default" and not gpu)
         tracker = self._start_tracking(frame, resume)  # an unreachable store fails here, before Ray starts
         self.tracking_run_id_ = tracker.run_id if tracker else None
         self.model_uri_ = self.registered_version_ = None
@@ -394,14 +396,35 @@ def _sample_rows(frame: pl.DataFrame, labels: np.ndarray | None, max_rows: int |
     return frame[rows], None if labels is None else labels[rows], len(rows)
 
 
-def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None) -> tuple[Any, dict[str, str]]:
-    """Drop the components whose capabilities do not fit the data; say why."""
+#: Why the default space leaves the deep detectors out on a machine without a GPU.
+NO_GPU_REASON = ("deep detector left out of the default space without a GPU (it trains for minutes per trial on a "
+                 "CPU); space='deep' (--space deep), or a space that names it, asks for it")
+
+
+def _local_gpu() -> bool:
+    """Whether torch sees a CUDA device here (without importing torch when it is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def _fit_space(space: Any, registry: Any, n_rows: int, labels: np.ndarray | None, *,
+               leave_out_deep: bool = False) -> tuple[Any, dict[str, str]]:
+    """Drop the components whose capabilities do not fit the data (with ``leave_out_deep``, also the
+    GPU-capable deep detectors); say why."""
     skipped: dict[str, str] = {}
     n_labelled = None if labels is None else int(labels.sum())
     for kind in ("detector", "ranker", "resampler"):
         keep = []
         for name in space.names(kind):
-            reason = registry.get(kind, name).capabilities.unfit_reason(n_rows=n_rows, n_labelled_anomalies=n_labelled)
+            capabilities = registry.get(kind, name).capabilities
+            reason = capabilities.unfit_reason(n_rows=n_rows, n_labelled_anomalies=n_labelled)
+            if leave_out_deep and capabilities.gpu and capabilities.iterative:
+                reason = reason or NO_GPU_REASON
             if reason:
                 skipped[f"{kind} {name}"] = reason
             else:

@@ -137,3 +137,21 @@ def test_search_over_the_new_detectors_with_early_stopping_and_explanations(blob
         explained = model.explain(frame, top=2)
         assert explained.columns[:3] == ["anomaly_score", "is_outlier", "top_1"]
         assert set(explained.get_column("top_1").to_list()) <= set("abcd")
+
+
+def test_the_default_space_leaves_the_deep_detectors_out_without_a_gpu(blob_data):
+    """Issue 18: autoencoder trials trained for minutes per fold on a CPU; without a GPU the default
+    space leaves them out, says so, and a space that names them still gets them."""
+    import torch
+
+    from automl_od.estimator import NO_GPU_REASON
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the default space keeps the deep detectors")
+    X, _ = blob_data
+    model = AutoOD(budget=1, selection="search", tracking=False, random_state=0).fit(X)
+    left_out = {name for name, reason in model.skipped_components_.items() if reason == NO_GPU_REASON}
+    assert left_out == {"detector pae", "detector autoencoder"}  # (the semi-supervised one needs labels first)
+    assert not {"pae", "autoencoder"} & set(model.leaderboard_.get_column("detector").to_list())
+    named = AutoOD(budget=1, space={"detectors": {"autoencoder": {"epochs": 2}}}, tracking=False, random_state=0).fit(X)
+    assert named.leaderboard_.get_column("detector").to_list() == ["autoencoder"] and not named.skipped_components_
