@@ -30,6 +30,41 @@ DEVICE_ENV = "AUTOML_OD_DEVICE"
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What fitting a detector and scoring its training rows costs, in seconds on one core of this
+    machine class (x86_64, 2 cores, as CI): ``base_s`` x (rows / 1,000) ^ ``rows_power`` x
+    (columns / 10) ^ ``columns_power``, columns after encoding. Plugins declare theirs in
+    ``Capabilities(cost=...)``, calibrated by ``python benchmarks/cost.py --calibrate``; a component
+    that declares none gets the conservative default (quadratic in rows and in columns), so it is
+    downsized early rather than late. The label-free default uses it to bound each member (see
+    ``automl_od.meta``)."""
+
+    base_s: float = 1.0
+    rows_power: float = 2.0
+    columns_power: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.base_s > 0 or not self.rows_power >= 0 or not self.columns_power >= 0:
+            raise ValueError(f"a Cost needs base_s > 0 and powers >= 0, but got (base_s={self.base_s}, "
+                             f"rows_power={self.rows_power}, columns_power={self.columns_power})")
+
+    def seconds(self, rows: int, columns: int) -> float:
+        return self.base_s * (max(rows, 1) / 1000) ** self.rows_power * (max(columns, 1) / 10) ** self.columns_power
+
+    def columns_within(self, rows: int, seconds: float) -> int | None:
+        """The most columns whose predicted cost at ``rows`` stays within ``seconds`` (None: no bound)."""
+        if self.columns_power == 0:
+            return None
+        return int(10 * (seconds / self.seconds(rows, 10)) ** (1 / self.columns_power))
+
+    def rows_within(self, columns: int, seconds: float) -> int | None:
+        """The most rows whose predicted cost at ``columns`` stays within ``seconds`` (None: no bound)."""
+        if self.rows_power == 0:
+            return None
+        return int(1000 * (seconds / self.seconds(1000, columns)) ** (1 / self.rows_power))
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a component needs from, and can do with, the data.
 
@@ -40,6 +75,8 @@ class Capabilities:
     iterative: trains in epochs and accepts ``epoch_callback`` in ``fit`` (early stopping).
     max_rows: above this many training rows the component is not proposed (None = no limit).
     min_labelled_anomalies: with needs_labels, the fewest labelled anomalies it can learn from.
+    cost: its fitting cost as a function of the table's shape (:class:`Cost`; a conservative
+    default when the plugin declares none).
     """
 
     needs_labels: bool = False
@@ -49,6 +86,7 @@ class Capabilities:
     iterative: bool = False
     max_rows: int | None = None
     min_labelled_anomalies: int = 1
+    cost: Cost = field(default_factory=Cost)
 
     @property
     def takes_labels(self) -> bool:

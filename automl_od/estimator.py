@@ -212,7 +212,13 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def _fit_meta(self, frame: pl.DataFrame, labels: np.ndarray | None, registry: Any, resume: bool) -> AutoOD:
         """No labels: the meta-learned recommender picks an ensemble (see :mod:`automl_od.meta`)."""
-        from automl_od.meta import MetaLibrary, member_pipeline, recommend_for
+        from automl_od.meta import (
+            MetaLibrary,
+            downsizing,
+            encoded_width,
+            member_pipeline,
+            recommend_for,
+        )
         from automl_od.pipeline import EnsemblePipeline
 
         started = time.perf_counter()
@@ -228,10 +234,14 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                 choice, base = recommend_for(frame, library, random_state=self.random_state, exclude=list(self.meta_exclude or ()))
             except ValueError as exc:  # meta_exclude names a set the library lacks, or every set
                 raise UserInputError(f"meta_exclude: {exc}") from None
-            members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state) for m in choice.members]
+            shape = (frame.height, encoded_width(frame))
+            members = [member_pipeline(m, contamination=self.contamination, random_state=self.random_state, shape=shape)
+                       for m in choice.members]
             reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
-            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(frame, registry=registry, fitted=reuse,
-                                                                                                          schema=self.input_schema_)
+            self.best_pipeline_ = EnsemblePipeline(members, contamination=self.contamination).fit(
+                frame, registry=registry, fitted=reuse, schema=self.input_schema_)
+            notes = [downsizing(m, p) for m, p in zip(choice.members, self.best_pipeline_.members_, strict=True)]
+            choice.downsized = list(dict.fromkeys([*choice.downsized, *filter(None, notes)]))
         except BaseException:
             if tracker:
                 tracker.abort("FAILED")
@@ -240,9 +250,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.evaluation_mode_ = "meta"
         self.evaluation_ = (f"meta-learned recommendation: predicted test AUROC, distance-weighted over the {len(choice.neighbours)} "
                             f"nearest of {len(library.entries)} ADBench library entries ({', '.join(choice.neighbour_sets)})")
-        self.evaluation_notes_ = []
+        self.evaluation_notes_ = [f"downsized to bound the fit's cost: {note}" for note in choice.downsized]
+        for note in self.evaluation_notes_:
+            warnings.warn(note, SearchNotice, stacklevel=3)
         trials = [_meta_trial(rank, group, predicted, time.perf_counter() - started if rank == 1 else 0.0)
                   for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
+        trials[0]["reason"] = "; ".join(self.evaluation_notes_)
         self.leaderboard_ = leaderboard_frame(trials)
         self.best_config_ = trials[0]["config"]
         from automl_od.trial import flatten_config

@@ -55,6 +55,15 @@ MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ecod_pf": ("ecod", {"aggregation": "per_feature"}),
     "hbos": ("hbos", {}),
 }
+#: Predicted seconds (each member's declared :class:`~automl_od.components.Cost`) that one member of
+#: the label-free default may take; one predicted above it is downsized (PCA to fewer columns, then a
+#: row sample for fitting; every row is scored), so a default fit stays bounded on wide and long
+#: tables. It lies above the cost of every member on the 21 classical ADBench sets, whose choices
+#: therefore do not change (benchmarks/cost.py prints both).
+MEMBER_SHARE_S = 3.0
+#: Downsizing keeps at least this many columns and rows.
+MIN_COLUMNS, MIN_FIT_ROWS = 8, 1_000
+
 #: The base detectors whose agreement makes the meta-features.
 BASE = ("iforest", "knn50", "mcd", "copod", "lof20", "gmm1")
 MAX_MEMBERS = 3
@@ -72,22 +81,62 @@ def feature_names() -> list[str]:
             "mean_distinct_value_share"]
 
 
+def bounds(label: str, rows: int, columns: int, share_s: float = MEMBER_SHARE_S) -> tuple[dict[str, int], str]:
+    """How to downsize member ``label`` on a ``rows`` x ``columns`` (encoded) table so its predicted
+    cost stays within ``share_s``: ``max_columns`` and ``max_fit_rows`` for its pipeline (empty when
+    it fits as it is), and why."""
+    from automl_od.registry import default_registry
+
+    cost = default_registry().get("detector", MEMBERS[label][0]).capabilities.cost
+    predicted = cost.seconds(rows, columns)
+    if predicted <= share_s:
+        return {}, ""
+    limits: dict[str, int] = {}
+    width = cost.columns_within(rows, share_s)
+    if width is not None and width < columns:
+        limits["max_columns"] = width = max(MIN_COLUMNS, min(width, columns))
+    if cost.seconds(rows, width or columns) > share_s:
+        fit_rows = cost.rows_within(width or columns, share_s)
+        if fit_rows is not None and fit_rows < rows:
+            limits["max_fit_rows"] = max(MIN_FIT_ROWS, fit_rows)
+    return limits, f"predicted {predicted:.3g} s on {rows} x {columns} > its {share_s:g} s share"
+
+
 def member_pipeline(label: str, *, contamination: float | str = "auto", novelty: bool = False,
-                    random_state: int | None = None) -> Any:
+                    random_state: int | None = None, shape: tuple[int, int] | None = None) -> Any:
+    """Member ``label`` as an unfitted pipeline; with ``shape`` (rows, encoded columns), downsized to
+    stay within its share (see :func:`bounds`)."""
     from automl_od.pipeline import OutlierPipeline
 
     detector, params = MEMBERS[label]
+    limits = bounds(label, *shape)[0] if shape is not None else {}
     return OutlierPipeline(detector=detector, detector_params=dict(params), contamination=contamination,
-                           novelty=novelty, random_state=random_state)
+                           novelty=novelty, random_state=random_state, max_columns=limits.get("max_columns"),
+                           max_fit_rows=limits.get("max_fit_rows"))
+
+
+def downsizing(label: str, pipeline: Any) -> str:
+    """What was done to a fitted member to bound its cost, and why ("" when nothing)."""
+    done = getattr(pipeline, "downsized_", [])
+    if not done:
+        return ""
+    return f"{label}: {', '.join(done)} ({bounds(label, pipeline.fitted_shape_[0], pipeline.fitted_shape_[1])[1]})"
+
+
+def encoded_width(frame: pl.DataFrame) -> int:
+    from automl_od.data import TableEncoder
+
+    return len(TableEncoder().fit(frame).feature_names_out_)
 
 
 def fit_members(frame: pl.DataFrame, labels: list[str] | tuple[str, ...], seed: int | None = 0) -> dict[str, Any]:
-    """Each member fitted on ``frame``; a member that cannot fit the data (e.g. a covariance on
-    fewer rows than columns) is left out."""
+    """Each member fitted on ``frame``, downsized where its cost demands; a member that cannot fit
+    the data (e.g. a covariance on fewer rows than columns) is left out."""
     fitted = {}
+    shape = (frame.height, encoded_width(frame))
     for label in labels:
         try:
-            fitted[label] = member_pipeline(label, random_state=seed).fit(frame)
+            fitted[label] = member_pipeline(label, random_state=seed, shape=shape).fit(frame)
         except Exception:  # noqa: BLE001 - the meta-features treat a missing detector as "no agreement"
             continue
     return fitted
@@ -140,7 +189,9 @@ def recommend_for(frame: pl.DataFrame, library: MetaLibrary, *, random_state: in
         features = meta_features(frame, random_state, {label: p.raw_score(frame) for label, p in base.items()})
     else:  # the meta-features use a subsample; the members are fitted on every row
         features = meta_features(frame, random_state)
-    return library.recommend(features, exclude=exclude), base
+    choice = library.recommend(features, exclude=exclude)
+    choice.downsized = [note for label, pipeline in base.items() if (note := downsizing(label, pipeline))]
+    return choice, base
 
 
 @dataclass
@@ -152,6 +203,7 @@ class MetaChoice:
     neighbours: list[tuple[str, int, float]]  # (data set, seed, distance)
     ranking: list[tuple[tuple[str, ...], float]] = field(default_factory=list)  # candidates, best first
     excluded: tuple[str, ...] = ()
+    downsized: list[str] = field(default_factory=list)  # members downsized to bound the fit's cost, and why
 
     @property
     def neighbour_sets(self) -> list[str]:

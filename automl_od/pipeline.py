@@ -116,11 +116,12 @@ class OutlierPipeline(_ScaledPipeline):
                  ranker: str = "all_features", ranker_params: dict | None = None, keep: float = 1.0,
                  resampler: str | None = None, resampler_params: dict | None = None,
                  contamination: float | str = "auto", novelty: bool = False,
-                 random_state: int | None = None) -> None:
+                 random_state: int | None = None, max_columns: int | None = None, max_fit_rows: int | None = None) -> None:
         self.detector, self.detector_params = detector, detector_params
         self.ranker, self.ranker_params, self.keep = ranker, ranker_params, keep
         self.resampler, self.resampler_params = resampler, resampler_params
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
+        self.max_columns, self.max_fit_rows = max_columns, max_fit_rows  # downsizing (see ``downsized_``)
 
     def fit(self, X: Any, y: Any = None, *, registry: Registry | None = None,
             epoch_callback: Callable[[int, Any], None] | None = None, ranking: list[int] | None = None,
@@ -139,7 +140,9 @@ class OutlierPipeline(_ScaledPipeline):
         self.encoder_ = TableEncoder().fit(frame.select(self.selected_columns_))
         if not self.encoder_.plans_:
             raise TrialFailed("no usable feature: every selected column is constant or empty")
-        matrix = self.encoder_.transform(frame.select(self.selected_columns_))
+        encoded = self.encoder_.transform(frame.select(self.selected_columns_))
+        self.fitted_shape_ = encoded.shape
+        matrix = self._project(encoded, fit=True)
         self.n_features_in_ = frame.width
         fit_X, fit_y = matrix, labels
         uses_labels = detector.capabilities.takes_labels
@@ -156,6 +159,14 @@ class OutlierPipeline(_ScaledPipeline):
         elif labels is not None and not uses_labels and 0 < labels.sum() < len(labels):
             # an unsupervised detector learns "normal": keep the known anomalies out of it
             fit_X, fit_y = fit_X[labels == 0], None
+        if self.max_fit_rows is not None and len(fit_X) > self.max_fit_rows:
+            # the detector learns from a seeded row sample (labelled anomalies kept); every row is scored
+            rng = np.random.default_rng(0 if self.random_state is None else self.random_state)
+            kept = np.flatnonzero(fit_y == 1) if fit_y is not None else np.array([], dtype=np.int64)
+            others = np.setdiff1d(np.arange(len(fit_X)), kept)
+            rows = np.sort(np.r_[kept, rng.choice(others, size=max(0, min(len(others), self.max_fit_rows - len(kept))), replace=False)])
+            self.downsized_.append(f"fitted on {len(rows)} of {len(fit_X)} rows")
+            fit_X, fit_y = fit_X[rows], None if fit_y is None else fit_y[rows]
         self.detector_ = detector.build(self.detector_params, random_state=self.random_state)
         fit_kwargs: dict[str, Any] = {}
         if epoch_callback is not None and detector.capabilities.iterative:
@@ -166,7 +177,7 @@ class OutlierPipeline(_ScaledPipeline):
         else:
             self.detector_.fit(fit_X, **fit_kwargs)
         self.contribution_baseline_: np.ndarray | None = None
-        if hasattr(self.detector_, "feature_contributions"):
+        if hasattr(self.detector_, "feature_contributions") and self.projection_ is None:
             # one scoring pass serves both: per-column terms add up to the raw score (the contract
             # automl_od.testing.check_detector checks), and their training median is the baseline
             columns = self._column_contributions(matrix)
@@ -195,9 +206,24 @@ class OutlierPipeline(_ScaledPipeline):
             raise TrialFailed(f"detector {self.detector!r} produced NaN or infinite scores")
         return raw
 
+    def _project(self, matrix: np.ndarray, *, fit: bool = False) -> np.ndarray:
+        """With ``max_columns`` below the encoded width: the top principal components (fitted on the
+        training rows), so a detector that costs more than linearly in columns stays bounded."""
+        if fit:
+            self.downsized_: list[str] = []
+            self.projection_: Any = None
+            if self.max_columns is not None and matrix.shape[1] > self.max_columns:
+                from sklearn.decomposition import PCA
+
+                self.projection_ = PCA(n_components=min(self.max_columns, len(matrix)), svd_solver="randomized",
+                                       random_state=0 if self.random_state is None else self.random_state).fit(matrix)
+                self.downsized_.append(f"PCA {matrix.shape[1]} -> {self.projection_.n_components_} columns")
+        projection = getattr(self, "projection_", None)
+        return matrix if projection is None else projection.transform(matrix)
+
     def transform_features(self, X: Any) -> np.ndarray:
         frame = self._input(X)
-        return self.encoder_.transform(frame.select([c for c in self.selected_columns_]))
+        return self._project(self.encoder_.transform(frame.select([c for c in self.selected_columns_])))
 
     def raw_score(self, X: Any) -> np.ndarray:
         """The detector's own score (higher = more abnormal, detector-specific scale)."""

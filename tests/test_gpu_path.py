@@ -25,7 +25,8 @@ def _run_trainable(monkeypatch, gpu_ids: list[int]) -> dict:
     reports: list[dict] = []
     monkeypatch.setattr(ray, "get_gpu_ids", lambda: gpu_ids)
     monkeypatch.setattr(ray.tune, "report", reports.append)
-    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    # set (not deleted) first, so the monkeypatch removes what the trainable writes when the test ends
+    monkeypatch.setenv(DEVICE_ENV, "")
     X, _ = blobs(n=120)
     frame = as_frame(X)
     _trainable({"pipeline": AUTOENCODER}, SearchData(frame=frame, y=None, plan=make_plan(frame, None, random_state=0), random_state=0))

@@ -1,0 +1,173 @@
+"""What a fit costs, by the table's shape: the calibration behind every component's declared
+:class:`~automl_od.components.Cost`, and the wall time and peak memory of default fits.
+
+``--calibrate``: each built-in label-free detector is fitted on, and scores, synthetic tables of
+1,000 and 4,000 rows x 10, 40 and 160 columns (a larger shape is skipped once a smaller one took
+more than ``--cap`` seconds); a least-squares fit of log seconds on log rows and log columns gives
+``Cost(base_s, rows_power, columns_power)``, printed next to what the plugin declares, with the
+predicted cost of every label-free default member on the 21 classical ADBench sets' shapes against
+``automl_od.meta.MEMBER_SHARE_S`` (the default's choices on those sets only stay as they were if no
+member there is downsized).
+
+Default: ``AutoOD(random_state=0, tracking=False).fit(X)`` (the label-free default), and with
+``--labels`` on 5 % labelled anomalies, on synthetic tables of the shapes given by ``--shapes``,
+each in a fresh process (wall time of the fit and its peak resident memory), beside a plain
+scikit-learn IsolationForest fitted and scored on the same table in the same process, as ratios.
+``--time-budget T`` adds ``time_budget_s=T``.
+
+Examples::
+
+    .venv/bin/python benchmarks/cost.py --calibrate
+    .venv/bin/python benchmarks/cost.py --shapes 1000x10 10000x200 10000x2000 1000000x20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
+CALIBRATION_SHAPES = [(1000, 10), (1000, 40), (1000, 160), (4000, 10), (4000, 40), (4000, 160)]
+
+
+def synthetic(rows: int, columns: int, seed: int = 0, labelled_share: float = 0.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """Correlated Gaussian rows (a few latent factors) with 2 % shifted outliers; labels for a share of them."""
+    rng = np.random.default_rng(seed)
+    factors = rng.normal(size=(rows, 5))
+    X = factors @ rng.normal(size=(5, columns)) + 0.5 * rng.normal(size=(rows, columns))
+    outliers = rng.choice(rows, size=max(1, rows // 50), replace=False)
+    X[outliers] += rng.normal(3.0, 1.0, size=(len(outliers), columns))
+    if not labelled_share:
+        return X, None
+    y = np.zeros(rows, dtype=np.int64)
+    y[outliers[: max(3, round(labelled_share * len(outliers)))]] = 1  # ADBench's "5 % labelled": of the anomalies
+    return X, y
+
+
+def calibrate(cap_s: float) -> None:
+    from automl_od.components import Cost
+    from automl_od.meta import MEMBER_SHARE_S, MEMBERS
+    from automl_od.pipeline import OutlierPipeline
+    from automl_od.registry import default_registry
+
+    registry = default_registry()
+    detectors = sorted({detector for detector, _ in MEMBERS.values()}
+                       | {n for n, c in registry.components("detector").items()
+                          if not c.capabilities.takes_labels and not c.capabilities.gpu})
+    print(f"{'detector':<22} {'shape':>10} {'seconds':>8}")
+    fitted: dict[str, Cost] = {}
+    for name in detectors:
+        points = []
+        for rows, columns in CALIBRATION_SHAPES:
+            if any(r <= rows and c <= columns and t > cap_s for r, c, t in points):
+                continue  # a smaller shape already took too long
+            X, _ = synthetic(rows, columns)
+            started = time.perf_counter()
+            try:
+                pipeline = OutlierPipeline(detector=name, random_state=0).fit(X)
+                pipeline.raw_score(X)
+            except Exception as exc:  # noqa: BLE001 - a detector that cannot fit a shape is reported
+                print(f"{name:<22} {rows:>5}x{columns:<4} failed: {exc}")
+                continue
+            seconds = time.perf_counter() - started
+            points.append((rows, columns, seconds))
+            print(f"{name:<22} {rows:>5}x{columns:<4} {seconds:8.3f}", flush=True)
+        if len({r for r, _, _ in points}) < 2 or len({c for _, c, _ in points}) < 2:
+            continue
+        A = np.array([[1.0, np.log(r / 1000), np.log(c / 10)] for r, c, _ in points])
+        b = np.log([max(t, 1e-3) for _, _, t in points])
+        (log_base, rows_power, columns_power), *_ = np.linalg.lstsq(A, b, rcond=None)
+        fitted[name] = Cost(float(np.exp(log_base)), max(0.0, float(rows_power)), max(0.0, float(columns_power)))
+    print("\ncalibrated (declare in the plugin) vs declared now:")
+    for name, cost in fitted.items():
+        declared = registry.get("detector", name).capabilities.cost
+        print(f"  {name:<22} Cost({cost.base_s:.3g}, {cost.rows_power:.2f}, {cost.columns_power:.2f})   declared "
+              f"Cost({declared.base_s:.3g}, {declared.rows_power:.2f}, {declared.columns_power:.2f})")
+    if ADBENCH.is_dir():
+        print(f"\nlabel-free default members on the classical ADBench shapes (share {MEMBER_SHARE_S:g} s; rows as the "
+              "default samples them):")
+        from automl_od.meta import META_ROWS
+
+        worst = []
+        for path in sorted(ADBENCH.glob("*.npz")):
+            with np.load(path, allow_pickle=True) as data:
+                rows, columns = data["X"].shape
+            rows = min(rows, META_ROWS)
+            costs = {label: registry.get("detector", detector).capabilities.cost.seconds(rows, columns)
+                     for label, (detector, _) in MEMBERS.items()}
+            label = max(costs, key=costs.__getitem__)
+            worst.append(costs[label])
+            flag = "DOWNSIZED" if costs[label] > MEMBER_SHARE_S else ""
+            print(f"  {path.stem:<18} {rows:>6} x {columns:<4} most costly member {label:<10} {costs[label]:7.2f} s {flag}")
+        print(f"  largest predicted member cost: {max(worst):.2f} s (share {MEMBER_SHARE_S:g} s)")
+
+
+CHILD = """
+import json, resource, sys, time, warnings
+sys.path.insert(0, {bench!r})
+from cost import synthetic
+import numpy as np
+rows, columns, labelled, budget = {rows}, {columns}, {labelled}, {budget}
+X, y = synthetic(rows, columns, labelled_share=0.05 if labelled else 0.0)
+from sklearn.ensemble import IsolationForest
+started = time.perf_counter()
+IsolationForest(random_state=0).fit(X).score_samples(X)
+iforest = time.perf_counter() - started
+from automl_od import AutoOD
+warnings.simplefilter("ignore")
+started = time.perf_counter()
+model = AutoOD(random_state=0, tracking=False, time_budget_s=budget, verbose=False).fit(X, y)
+model.score_samples(X)
+seconds = time.perf_counter() - started
+print(json.dumps({{"seconds": seconds, "iforest": iforest, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "selection": model.selection_, "notes": model.evaluation_notes_}}))
+"""
+
+
+def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, timeout_s: float) -> None:
+    print(f"{'rows x columns':>16} {'labels':>7} {'budget':>7} {'AutoOD s':>9} {'IForest s':>9} {'ratio':>7} "
+          f"{'peak MB':>8}  selection / notes")
+    for rows, columns in shapes:
+        script = CHILD.format(bench=str(REPO / "benchmarks"), rows=rows, columns=columns, labelled=labelled, budget=budget)
+        started = time.perf_counter()
+        try:
+            done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            print(f"{rows:>9,} x {columns:<5} {'5 %' if labelled else 'none':>7} {budget or '-':>7} "
+                  f"> {timeout_s:.0f} s (stopped)")
+            continue
+        if done.returncode != 0:
+            print(f"{rows:>9,} x {columns:<5} failed after {time.perf_counter() - started:.0f} s: {done.stderr.strip()[-300:]}")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        notes = "; ".join(result["notes"])[:150]
+        print(f"{rows:>9,} x {columns:<5} {'5 %' if labelled else 'none':>7} {budget or '-':>7} {result['seconds']:9.1f} "
+              f"{result['iforest']:9.2f} {result['seconds'] / max(result['iforest'], 1e-3):7.0f} {result['peak_mb']:8.0f}  "
+              f"{result['selection']} {notes}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calibrate", action="store_true", help="time the detectors and print their Cost")
+    parser.add_argument("--cap", type=float, default=20.0, help="calibration: skip larger shapes once one took this long")
+    parser.add_argument("--shapes", nargs="+", default=["1000x10", "10000x200", "10000x2000", "1000000x20"])
+    parser.add_argument("--labels", action="store_true", help="5 %% labelled anomalies")
+    parser.add_argument("--time-budget", type=float, help="time_budget_s of the fits")
+    parser.add_argument("--timeout", type=float, default=900.0, help="stop a fit after this many seconds")
+    args = parser.parse_args()
+    if args.calibrate:
+        calibrate(args.cap)
+        return
+    shapes = [tuple(int(v) for v in shape.lower().split("x")) for shape in args.shapes]
+    fits(shapes, args.labels, args.time_budget, args.timeout)  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
