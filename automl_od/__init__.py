@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from automl_od.components import Capabilities, Component
+from automl_od.components import Capabilities, Component, Cost
 from automl_od.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from automl_od.tracking import load_model
 
 __version__ = "0.1.0"
-__all__ = ["AutoOD", "Capabilities", "Component", "OutlierPipeline", "hookimpl", "load_model", "__version__"]
+__all__ = ["AutoOD", "Capabilities", "Component", "Cost", "OutlierPipeline", "hookimpl", "load_model", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

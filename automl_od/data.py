@@ -275,7 +275,8 @@ class InputSchema:
     def transform(self, frame: pl.DataFrame, *, notices: dict[str, int] | None = None) -> pl.DataFrame:
         """``frame``'s columns in the fitted order and types; ``notices`` (message -> count) collects
         what was changed: unknown columns left out, values read as missing."""
-        missing = [c for c in self.columns_ if c not in frame.columns]
+        present = set(frame.columns)
+        missing = [c for c in self.columns_ if c not in present]
         if missing:
             shown = ", ".join(repr(c) for c in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
             raise UserInputError(f"the data lacks {len(missing)} column(s) the model was trained on: {shown}")
@@ -283,29 +284,33 @@ class InputSchema:
         if extra and notices is not None:
             shown = ", ".join(repr(c) for c in extra[:10]) + (", ..." if len(extra) > 10 else "")
             notices[f"left out {len(extra)} column(s) the model was not trained on: {shown}"] = 0
-        converted = []
+        schema = frame.schema
+        kept = {name for name in self.columns_ if self.kinds_[name] == "category"
+                or (self.kinds_[name] == "number" and (schema[name] in (pl.Boolean, pl.Null) or schema[name].is_integer()))}
+        floats = [name for name in self.columns_ if name not in kept and self.kinds_[name] == "number" and schema[name].is_float()]
+        # numbers that arrive as floats (most columns of most tables) in one pass: infinities become missing
+        if floats and notices is not None:
+            counts = frame.select(pl.col(floats).is_infinite().sum()).row(0)
+            for name, infinite in zip(floats, counts, strict=True):
+                if infinite:
+                    _count(notices, f"column {name!r}: infinite values read as missing", int(infinite))
+        converted: dict[str, pl.Series] = {}
         for name in self.columns_:
-            column = frame.get_column(name)
-            kind = self.kinds_[name]
-            if kind == "category" or (kind == "number" and column.dtype in (pl.Boolean, pl.Null)):
-                converted.append(column)
+            if name in kept or name in floats:
                 continue
-            if kind == "number" and column.dtype.is_integer():
-                converted.append(column)
-                continue
+            column, kind = frame.get_column(name), self.kinds_[name]
             values = (_dates if kind == "date" else _numbers)(column)
             if notices is not None:
-                infinite = int(column.is_infinite().sum()) if column.dtype.is_float() else 0
-                if infinite:
-                    _count(notices, f"column {name!r}: infinite values read as missing", infinite)
-                lost = int(values.null_count() - column.null_count()) - infinite
+                lost = int(values.null_count() - column.null_count())
                 if lost > 0:
                     what = "dates" if kind == "date" else "numbers"
                     examples = column.filter(values.is_null() & column.is_not_null()).cast(pl.String).unique().head(3).to_list()
                     _count(notices, f"column {name!r}: values that are not {what} read as missing (e.g. "
                            f"{', '.join(repr(e) for e in sorted(map(str, examples)))})", lost)
-            converted.append(values.rename(name))
-        return pl.DataFrame(converted) if converted else frame.select([])
+            converted[name] = values.rename(name)
+        infinite_to_null = pl.when(pl.col(floats).is_infinite()).then(None).otherwise(pl.col(floats).cast(pl.Float64))
+        return frame.select([converted[name] if name in converted else pl.col(name) for name in self.columns_]).with_columns(
+            infinite_to_null.name.keep() if floats else [])
 
 
 def _count(notices: dict[str, int], message: str, n: int) -> None:
@@ -329,6 +334,26 @@ class ColumnPlan:
     missing_indicator: bool = False
 
 
+def _as_numbers(names: list[str]) -> list[pl.Expr]:
+    """Columns as float64 with NaN as missing, the way the encoder reads numbers."""
+    return [pl.col(name).cast(pl.Float64, strict=False).fill_nan(None) for name in names]
+
+
+def _numeric_statistics(frame: pl.DataFrame, names: list[str]) -> dict[str, tuple[Any, Any, Any, int]]:
+    """Per column (one pass over all of them): median, then mean and standard deviation once missing
+    values are filled with the median, and the number of missing values."""
+    if not names:
+        return {}
+    numbers = frame.select(_as_numbers(names))
+    medians = numbers.median().row(0)
+    nulls = numbers.null_count().row(0)
+    filled = numbers.with_columns([pl.col(c).fill_null(m) for c, m in zip(names, medians, strict=True) if m is not None])
+    means, stds = filled.mean().row(0), filled.std().row(0)
+    return {name: (None if median is None else float(median), None if mean is None else float(mean),
+                   None if std is None else float(std), int(null))
+            for name, median, mean, std, null in zip(names, medians, means, stds, nulls, strict=True)}
+
+
 def _is_categorical(dtype: pl.DataType) -> bool:
     return dtype in (pl.String, pl.Categorical, pl.Enum, pl.Object) or isinstance(dtype, pl.Categorical | pl.Enum)
 
@@ -347,13 +372,15 @@ class TableEncoder:
         self.plans_: list[ColumnPlan] = []
         self.dropped_: list[str] = []
         n = max(frame.height, 1)
+        distinct = dict(zip(frame.columns, frame.select(pl.all().n_unique()).row(0), strict=True)) if frame.width else {}
+        numbers = [name for name, dtype in frame.schema.items() if not _is_categorical(dtype) and distinct[name] > 1]
+        stats = _numeric_statistics(frame, numbers)
         for name in frame.columns:
-            column = frame.get_column(name)
-            if column.n_unique() <= 1:
+            if distinct[name] <= 1:
                 self.dropped_.append(name)
                 continue
-            if _is_categorical(column.dtype):
-                text = column.cast(pl.String)
+            if name not in stats:  # categorical
+                text = frame.get_column(name).cast(pl.String)
                 counts = text.rename("value").value_counts(sort=True, name="rows")  # any column name, "count" too
                 values, freqs = counts.get_column("value").to_list(), counts.get_column("rows").to_list()
                 if len(values) <= MAX_ONE_HOT_LEVELS:
@@ -361,17 +388,11 @@ class TableEncoder:
                 else:
                     self.plans_.append(ColumnPlan(name, "frequency", frequencies={v: f / n for v, f in zip(values, freqs, strict=True)}))
                 continue
-            numeric = column.cast(pl.Float64, strict=False).fill_nan(None)
-            if numeric.drop_nulls().len() == 0:
+            median, center, scale, nulls = stats[name]
+            if median is None or scale is None or scale <= 1e-12:  # empty, or constant once missing values are filled
                 self.dropped_.append(name)
                 continue
-            median = float(numeric.median())  # type: ignore[arg-type]
-            filled = numeric.fill_null(median)
-            center, scale = float(filled.mean()), float(filled.std() or 0.0)  # type: ignore[arg-type]
-            if scale <= 1e-12:
-                self.dropped_.append(name)
-                continue
-            self.plans_.append(ColumnPlan(name, "numeric", center=center, scale=scale, fill=median, missing_indicator=bool(numeric.null_count())))
+            self.plans_.append(ColumnPlan(name, "numeric", center=center, scale=scale, fill=median, missing_indicator=bool(nulls)))
         self.feature_names_out_ = self._names()
         return self
 
@@ -417,31 +438,39 @@ class TableEncoder:
         return sources
 
     def transform(self, frame: pl.DataFrame) -> np.ndarray:
-        missing = [c for c in self.columns_ if c not in frame.columns]
+        present = set(frame.columns)
+        missing = [c for c in self.columns_ if c not in present]
         if missing:
             raise UserInputError(f"the data lacks column(s) the model was trained on: {', '.join(missing[:10])}")
-        blocks: list[np.ndarray] = []
+        out = np.empty((frame.height, len(self.feature_names_out_)), dtype=np.float64)
+        numeric = [plan for plan in self.plans_ if plan.kind == "numeric"]
+        if numeric:  # every numeric column in one pass: impute, standardise
+            values = frame.select(_as_numbers([p.name for p in numeric])).to_numpy().astype(np.float64, copy=False)
+            absent = np.isnan(values)
+            values = np.where(absent, np.array([p.fill for p in numeric]), values)
+            standardised = (values - np.array([p.center for p in numeric])) / np.array([p.scale for p in numeric])
+        start, i = 0, 0
         for plan in self.plans_:
-            column = frame.get_column(plan.name)
             if plan.kind == "numeric":
-                numeric = column.cast(pl.Float64, strict=False).fill_nan(None)
-                values = numeric.fill_null(plan.fill).to_numpy()
-                blocks.append(((values - plan.center) / plan.scale)[:, None])
+                out[:, start] = standardised[:, i]
                 if plan.missing_indicator:
-                    blocks.append(numeric.is_null().to_numpy().astype(np.float64)[:, None])
-            elif plan.kind == "onehot":
-                values = column.cast(pl.String).to_numpy()
-                onehot = np.stack([values == level for level in plan.levels], axis=1).astype(np.float64)
-                other = (onehot.sum(axis=1) == 0).astype(np.float64)[:, None]
-                blocks.append(np.hstack([onehot, other]))
+                    out[:, start + 1] = absent[:, i]
+                start, i = start + 1 + plan.missing_indicator, i + 1
+                continue
+            column = frame.get_column(plan.name)
+            if plan.kind == "onehot":
+                values_text = column.cast(pl.String).to_numpy()
+                onehot = np.stack([values_text == level for level in plan.levels], axis=1).astype(np.float64)
+                out[:, start:start + len(plan.levels)] = onehot
+                out[:, start + len(plan.levels)] = onehot.sum(axis=1) == 0
+                start += len(plan.levels) + 1
             else:
                 strings = column.cast(pl.String)
                 mapping = pl.DataFrame({"v": list(plan.frequencies or {}), "f": list((plan.frequencies or {}).values())}, schema={"v": pl.String, "f": pl.Float64})
                 joined = pl.DataFrame({"v": strings}).join(mapping, on="v", how="left", maintain_order="left")
-                blocks.append(joined.get_column("f").fill_null(0.0).to_numpy()[:, None])
-        if not blocks:
-            return np.zeros((frame.height, 0))
-        return np.ascontiguousarray(np.hstack(blocks), dtype=np.float64)
+                out[:, start] = joined.get_column("f").fill_null(0.0).to_numpy()
+                start += 1
+        return out
 
     def fit_transform(self, frame: pl.DataFrame) -> np.ndarray:
         return self.fit(frame).transform(frame)

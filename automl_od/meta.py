@@ -61,8 +61,9 @@ MEMBERS: dict[str, tuple[str, dict[str, Any]]] = {
 #: tables. It lies above the cost of every member on the 21 classical ADBench sets, whose choices
 #: therefore do not change (benchmarks/cost.py prints both).
 MEMBER_SHARE_S = 3.0
-#: Downsizing keeps at least this many columns and rows.
-MIN_COLUMNS, MIN_FIT_ROWS = 8, 1_000
+#: Downsizing keeps at least this many columns and rows, and projects onto at most this many
+#: principal components (a wider projection would itself cost more than the member).
+MIN_COLUMNS, MIN_FIT_ROWS, MAX_PROJECTED_COLUMNS = 8, 1_000, 128
 
 #: The base detectors whose agreement makes the meta-features.
 BASE = ("iforest", "knn50", "mcd", "copod", "lof20", "gmm1")
@@ -94,7 +95,7 @@ def bounds(label: str, rows: int, columns: int, share_s: float = MEMBER_SHARE_S)
     limits: dict[str, int] = {}
     width = cost.columns_within(rows, share_s)
     if width is not None and width < columns:
-        limits["max_columns"] = width = max(MIN_COLUMNS, min(width, columns))
+        limits["max_columns"] = width = max(MIN_COLUMNS, min(width, columns, MAX_PROJECTED_COLUMNS))
     if cost.seconds(rows, width or columns) > share_s:
         fit_rows = cost.rows_within(width or columns, share_s)
         if fit_rows is not None and fit_rows < rows:

@@ -215,7 +215,8 @@ class OutlierPipeline(_ScaledPipeline):
             if self.max_columns is not None and matrix.shape[1] > self.max_columns:
                 from sklearn.decomposition import PCA
 
-                self.projection_ = PCA(n_components=min(self.max_columns, len(matrix)), svd_solver="randomized",
+                # two power iterations: the leading components of a wide table, at a fraction of the default's cost
+                self.projection_ = PCA(n_components=min(self.max_columns, len(matrix)), svd_solver="randomized", iterated_power=2,
                                        random_state=0 if self.random_state is None else self.random_state).fit(matrix)
                 self.downsized_.append(f"PCA {matrix.shape[1]} -> {self.projection_.n_components_} columns")
         projection = getattr(self, "projection_", None)

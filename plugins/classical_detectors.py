@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component
+from automl_od.components import Capabilities, Component, Cost
 from automl_od.errors import TrialFailed
 from automl_od.plugins.sklearn_detectors import _subsample
 from automl_od.spaces import builtin_space_file
@@ -272,15 +272,16 @@ class HBOSDetector:
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("classical_detectors.yaml")
+    # Cost: calibrated by `python benchmarks/cost.py --calibrate` on the 2-core CI machine class (2026-12-02)
     return [
         Component("gaussian_mixture", "detector", GaussianMixtureDetector, spaces["gaussian_mixture"],
-                  Capabilities(), "negative log-likelihood under a scikit-learn GaussianMixture"),
+                  Capabilities(cost=Cost(0.036, 0.4, 0.9)), "negative log-likelihood under a scikit-learn GaussianMixture"),
         Component("knn", "detector", KNNDetector, spaces["knn"],
-                  Capabilities(max_rows=200_000), "distance to the k nearest training rows"),
+                  Capabilities(max_rows=200_000, cost=Cost(0.062, 0.8, 0.65)), "distance to the k nearest training rows"),
         Component("ecod", "detector", ECODDetector, spaces["ecod"],
-                  Capabilities(), "ECOD: empirical-CDF tail probabilities, summed per column"),
+                  Capabilities(cost=Cost(0.021, 0.8, 1.1)), "ECOD: empirical-CDF tail probabilities, summed per column"),
         Component("copod", "detector", COPODDetector, spaces["copod"],
-                  Capabilities(), "COPOD: empirical-copula tail probabilities"),
+                  Capabilities(cost=Cost(0.021, 0.8, 1.1)), "COPOD: empirical-copula tail probabilities"),
         Component("hbos", "detector", HBOSDetector, spaces["hbos"],
-                  Capabilities(), "HBOS: per-column histogram density, summed -log"),
+                  Capabilities(cost=Cost(0.027, 0.32, 1.0)), "HBOS: per-column histogram density, summed -log"),
     ]

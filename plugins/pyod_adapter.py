@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component, importable
+from automl_od.components import Capabilities, Component, Cost, importable
 from automl_od.errors import TrialFailed
 from automl_od.plugins.classical_detectors import _bounded, _finite
 from automl_od.plugins.sklearn_detectors import _subsample
@@ -160,15 +160,16 @@ def register_detectors() -> list[Component]:
     if not importable("pyod"):
         return []
     spaces = builtin_space_file("classical_detectors.yaml")
+    # Cost: calibrated by `python benchmarks/cost.py --calibrate` on the 2-core CI machine class (2026-12-02)
     return [
-        Component("pyod_pca", "detector", PyODPCA, spaces["pyod_pca"], Capabilities(),
+        Component("pyod_pca", "detector", PyODPCA, spaces["pyod_pca"], Capabilities(cost=Cost(0.014, 0.52, 1.28)),
                   "PyOD PCA (variance-weighted principal-component distance)"),
-        Component("pyod_loda", "detector", PyODLODA, spaces["pyod_loda"], Capabilities(),
+        Component("pyod_loda", "detector", PyODLODA, spaces["pyod_loda"], Capabilities(cost=Cost(0.034, 0.39, 0.86)),
                   "PyOD LODA (histograms on random projections)"),
-        Component("pyod_cblof", "detector", PyODCBLOF, spaces["pyod_cblof"], Capabilities(),
+        Component("pyod_cblof", "detector", PyODCBLOF, spaces["pyod_cblof"], Capabilities(cost=Cost(0.038, 0.44, 0.83)),
                   "PyOD CBLOF (cluster-based local outlier factor)"),
-        Component("pyod_kde", "detector", PyODKDE, spaces["pyod_kde"], Capabilities(max_rows=200_000),
+        Component("pyod_kde", "detector", PyODKDE, spaces["pyod_kde"], Capabilities(max_rows=200_000, cost=Cost(0.24, 1.42, 0.71)),
                   "PyOD KDE (negative log kernel density)"),
-        Component("pyod_inne", "detector", PyODINNE, spaces["pyod_inne"], Capabilities(),
+        Component("pyod_inne", "detector", PyODINNE, spaces["pyod_inne"], Capabilities(cost=Cost(0.29, 0.61, 0.49)),
                   "PyOD INNE (isolation with nearest-neighbour ensembles)"),
     ]

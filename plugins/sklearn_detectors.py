@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component
+from automl_od.components import Capabilities, Component, Cost
 from automl_od.spaces import builtin_space_file
 
 
@@ -106,13 +106,15 @@ class RobustCovarianceDetector:
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("sklearn_detectors.yaml")
+    # Cost: calibrated by `python benchmarks/cost.py --calibrate` on the 2-core CI machine class (2026-12-02)
     return [
         Component("isolation_forest", "detector", IsolationForestDetector, spaces["isolation_forest"],
-                  Capabilities(), "scikit-learn IsolationForest", first_choice=True),
+                  Capabilities(cost=Cost(0.13, 0.25, 0.6)), "scikit-learn IsolationForest", first_choice=True),
         Component("local_outlier_factor", "detector", LocalOutlierFactorDetector, spaces["local_outlier_factor"],
-                  Capabilities(max_rows=200_000), "scikit-learn LocalOutlierFactor (novelty mode)"),
+                  Capabilities(max_rows=200_000, cost=Cost(0.084, 0.8, 0.55)), "scikit-learn LocalOutlierFactor (novelty mode)"),
         Component("one_class_svm", "detector", OneClassSVMDetector, spaces["one_class_svm"],
-                  Capabilities(), "scikit-learn OneClassSVM, RBF kernel, on a row subsample"),
+                  Capabilities(cost=Cost(0.058, 0.75, 0.72)), "scikit-learn OneClassSVM, RBF kernel, on a row subsample"),
         Component("robust_covariance", "detector", RobustCovarianceDetector, spaces["robust_covariance"],
-                  Capabilities(), "Mahalanobis distance under scikit-learn's MinCovDet"),
+                  # MinCovDet's C-steps grow about quadratically in columns from 40 on (1,000 x 160: 17 s)
+                  Capabilities(cost=Cost(0.068, 0.5, 2.0)), "Mahalanobis distance under scikit-learn's MinCovDet"),
     ]
