@@ -83,6 +83,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     default space, ``"search"`` otherwise.
     ``meta_exclude`` names library data sets the recommender must not use (benchmarks leave the
     evaluated set out).
+
+    How long a default fit takes (2 cores; README, "Cost of a default fit"): without labels about
+    1-2 s on a few thousand rows x tens of columns, 15 s at 10,000 x 200, 50 s at 10,000 x 2,000 and
+    40 s at 1,000,000 x 20 (costly members are downsized to stay within their share). A labelled
+    search runs ``budget`` trials of a few seconds each on small tables, longer on large ones; it is
+    not yet bounded by default, so pass ``time_budget_s`` on large tables.
     """
 
     def __init__(self, budget: int | None = 20, time_budget_s: float | None = None, controller: str = "tpe",
