@@ -127,8 +127,10 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_to
 class _RecordTrials:
     """Driver-side Tune callback: one JSON line per finished trial, plus progress lines."""
 
-    def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None,
+                 time_budget_s: float | None = None) -> None:
         self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
+        self.time_budget_s, self.started = time_budget_s, time.perf_counter()
         self.best: float | None = None
         self.done = self._count()
         self.history: dict[str, list[list[Any]]] = {}  # per-epoch validation rewards of running trials
@@ -178,7 +180,9 @@ class _RecordTrials:
                 what += f" reward {row['reward']:.4f}"
             elif row.get("reason"):
                 what += f" ({row['reason'][:80]})"
-            print(f"[trial {self.done}{total}] {what}; best so far {best}", file=sys.stderr, flush=True)
+            elapsed = time.perf_counter() - self.started
+            clock = f"{elapsed:.0f} s" + (f" of {self.time_budget_s:g} s" if self.time_budget_s else "")
+            print(f"[trial {self.done}{total}, {clock}] {what}; best so far {best}", file=sys.stderr, flush=True)
 
 
 def trial_row(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +281,7 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE
-    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record)
+    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, settings.time_budget_s)
     trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
                                     {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     tune_dir = out_dir / TUNE_DIR

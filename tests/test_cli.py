@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -101,7 +102,7 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
                      "--budget", "3", "--space", "fast", "--seed", "0", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "dropping 1 constant column(s): constant" in result.stderr
-    assert "[trial 3/3]" in result.stderr and "leaderboard" in result.stdout
+    assert re.search(r"\[trial 3/3, \d+ s\]", result.stderr) and "leaderboard" in result.stdout  # progress: trials, elapsed
     board = pl.read_csv(out / "leaderboard.csv")
     assert board.height == 3 and board.get_column("auroc").drop_nulls().len() >= 1
     scores = pl.read_csv(out / "scores.csv")
