@@ -449,8 +449,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     ranker = default_registry().get("ranker", args.ranker).build(random_state=args.seed)  # a bad name fails first
     features, y, notices = _load_features(args, drop_constant=False)
-    contract = InputSchema().fit(features)  # numbers with a stray word, dates in text: read as a search would
-    features = contract.transform(features)
+    contract = InputSchema()  # numbers with a stray word, dates in text: read as a search would
+    features = contract.fit_transform(features)
     for notice in [*notices, *contract.notices_]:
         print(f"notice: {notice}", file=sys.stderr)
     labels = None if y is None else np.asarray(y)

@@ -249,7 +249,8 @@ class InputSchema:
     Applying it to its own output changes nothing, so pipelines may apply it again.
     """
 
-    def fit(self, frame: pl.DataFrame) -> InputSchema:
+    def fit_transform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Infer the contract on the training table; the table as the contract converts it."""
         self.columns_ = list(frame.columns)
         self.kinds_: dict[str, str] = {}
         notices: dict[str, int] = {}
@@ -268,8 +269,12 @@ class InputSchema:
             self.kinds_[name] = kind
             if kind == "date":
                 notices[f"column {name!r} holds dates: used as seconds since 1970"] = 0
-        self.transform(frame, notices=notices)
+        converted = self.transform(frame, notices=notices)  # the notices come from converting it
         self.notices_ = format_notices(notices)
+        return converted
+
+    def fit(self, frame: pl.DataFrame) -> InputSchema:
+        self.fit_transform(frame)
         return self
 
     def transform(self, frame: pl.DataFrame, *, notices: dict[str, int] | None = None) -> pl.DataFrame:

@@ -381,7 +381,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                 self._columns = [f"x{i}" for i in range(array.shape[1])]
             frame = as_frame(array, columns=self._columns)
         if reset:
-            self.input_schema_ = InputSchema().fit(frame)
+            self.input_schema_ = InputSchema()
+            frame = self.input_schema_.fit_transform(frame)
             notices = self.input_schema_.notices_
         else:  # columns matched by name (missing ones refused, unknown ones left out), types enforced
             counted: dict[str, int] = {}
@@ -389,7 +390,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             notices = format_notices(counted)
         for notice in notices:
             warnings.warn(notice, SearchNotice, stacklevel=3)
-        return self.input_schema_.transform(frame) if reset else frame
+        return frame
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

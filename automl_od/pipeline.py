@@ -36,12 +36,14 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def _fit_typical(self, frame: pl.DataFrame) -> None:
         """Each column's typical training value (median; most frequent value for categories), which
         an occlusion explanation puts in place of a row's own value."""
+        numeric = [name for name, dtype in frame.schema.items() if dtype.is_numeric()]
+        medians = dict(zip(numeric, frame.select(pl.col(numeric).median()).row(0), strict=True)) if numeric else {}
         typical: dict[str, Any] = {}
-        for name in frame.columns:
-            column = frame.get_column(name).drop_nulls()
-            if column.dtype.is_numeric():
-                typical[name] = column.median() if column.len() else None
+        for name in frame.columns:  # the medians in one pass (fits run per fold); modes of the few others
+            if name in medians:
+                typical[name] = medians[name]
             else:
+                column = frame.get_column(name).drop_nulls()
                 typical[name] = column.mode().sort()[0] if column.len() else None
         self.typical_values_ = typical
 
@@ -85,8 +87,11 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def _contract(self, X: Any, schema: InputSchema | None) -> pl.DataFrame:
         """At fit: the column contract (given, or inferred on X) applied to X."""
         frame = as_frame(X)
-        self.input_schema_ = schema if schema is not None else InputSchema().fit(frame)
-        return self.input_schema_.transform(frame)
+        if schema is None:
+            self.input_schema_ = InputSchema()
+            return self.input_schema_.fit_transform(frame)
+        self.input_schema_ = schema
+        return schema.transform(frame)
 
     def _input(self, X: Any) -> pl.DataFrame:
         """At scoring: X matched to the training columns by name (arrays by position) and types."""

@@ -78,6 +78,16 @@ def plugin_path(tmp_path):
     return site
 
 
+def _search_files(folder, detector: str, rows: int):
+    """A blobs table, a space of just ``detector`` and the output folder of a search on them."""
+    X, _ = blobs(n=rows)
+    data = folder / "data.csv"
+    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(data)
+    space = folder / "space.yaml"
+    space.write_text(f"detectors: {{{detector}: default}}\n")
+    return data, space, folder / "run"
+
+
 def test_entry_point_plugin_is_listed_and_searchable(tmp_path, plugin_path):
     env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
     listed = json.loads(run_cli("plugins", "--json", env=env).stdout)
@@ -88,12 +98,7 @@ def test_entry_point_plugin_is_listed_and_searchable(tmp_path, plugin_path):
     hidden = json.loads(run_cli("plugins", "--json", env={"PYTHONPATH": str(plugin_path)}).stdout)
     assert "demo" not in {p["name"] for p in hidden}
 
-    X, _ = blobs(n=300)
-    data = tmp_path / "data.csv"
-    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(data)
-    space = tmp_path / "space.yaml"
-    space.write_text("detectors: {distance_to_mean: default}\n")
-    out = tmp_path / "run"
+    data, space, out = _search_files(tmp_path, "distance_to_mean", rows=300)
     result = run_cli("search", data, "--space", space, "--budget", "8", "--early-stopping", "--seed", "0",
                      "--out", out, env=env)
     assert result.returncode == 0, result.stderr
@@ -113,12 +118,7 @@ def test_a_lost_worker_is_retried_and_said_in_one_line(tmp_path, plugin_path):
     """Issue 17, cases 5 and 10: a killed worker's trial was lost, with a 22-line Ray traceback."""
     marker = tmp_path / "killed"
     env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": "", "ODPLUG_MARKER": str(marker)}
-    X, _ = blobs(n=200)
-    data = tmp_path / "data.csv"
-    pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(data)
-    space = tmp_path / "space.yaml"
-    space.write_text("detectors: {dies_once: default}\n")
-    out = tmp_path / "run"
+    data, space, out = _search_files(tmp_path, "dies_once", rows=200)
     result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "1", "--no-tracking", "--out", out, env=env)
     assert result.returncode == 0, result.stderr
     assert marker.exists()  # a worker was killed
