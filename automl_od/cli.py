@@ -52,6 +52,16 @@ _positive_float = _number(float)
 _non_negative_float = _number(float, allow_zero=True)
 
 
+def _time_budget(text: str) -> float | str | None:
+    """--time-budget: seconds, "auto" (derived from the table's size) or "none" (no limit)."""
+    if text.lower() in ("auto", "none"):
+        return None if text.lower() == "none" else "auto"
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a positive number), auto or none, got {text!r}") from None
+
+
 def _contamination(text: str) -> float | str:
     if text == "auto":
         return text
@@ -87,8 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "leaderboard, the fitted best pipeline and per-row scores to --out.")
     _add_data_arguments(search)
     _add_label_arguments(search)
-    search.add_argument("--budget", type=_positive_int, default=None, help="number of trials (default 20 without --time-budget)")
-    search.add_argument("--time-budget", type=_positive_float, metavar="S", help="wall-clock limit in seconds; stops at whichever budget comes first")
+    search.add_argument("--budget", type=_positive_int, default=None, help="number of trials (default 20 without --time-budget S)")
+    search.add_argument("--time-budget", type=_time_budget, default="auto", metavar="S|auto|none",
+                        help="wall-clock limit of the whole fit in seconds (search and refit); the search stops at whichever "
+                        "budget comes first (default auto: 60 s + 20 s per million cells, at most 300 s, printed at the start)")
     search.add_argument("--controller", default="tpe", help="search controller (see `automl-od plugins`; default tpe)")
     search.add_argument("--space", default="default", metavar="FILE|PRESET", help="search-space YAML file or preset: fast, default, deep (default: default)")
     search.add_argument("--workers", type=_positive_int, help="concurrent trials (default: the Ray cluster's CPUs / CPUs per trial)")
@@ -282,7 +294,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         probe_address(args.address)
     selection = resolve_selection(args.selection, y, novelty=args.novelty, space=args.space)
-    budget = args.budget if args.budget or args.time_budget else 20
+    timed = args.time_budget not in ("auto", None)  # a time budget of the user's own
+    budget = args.budget if args.budget or timed else 20
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
@@ -290,7 +303,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         _save_options(args, out)
     labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
     how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
-        selection, f"budget {budget or '-'} trials, {args.time_budget or '-'} s")
+        selection, f"budget {budget or '-'} trials, " + (f"{args.time_budget:g} s" if timed else f"time budget {args.time_budget or 'none'}"))
     print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
           file=sys.stderr)
     if args.ray_auth_token_file:
@@ -328,11 +341,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         return 130
     for name, reason in model.skipped_components_.items():
         print(f"notice: skipped {name}: {reason}", file=sys.stderr)
-    if model.selection_ in ("meta", "supervised") and (args.budget or args.time_budget):
+    if model.selection_ == "meta" and (args.budget or timed) or model.selection_ == "supervised" and args.budget:
         why = ("no labelled anomalies: the meta-learned recommender chose the detector" if model.selection_ == "meta"
                else "too few labelled anomalies to validate a search: the label-aware default was fitted")
-        print(f"notice: {why} without trials, so --budget/--time-budget were not used (--selection search runs trials)",
-              file=sys.stderr)
+        unused = "--budget/--time-budget were" if model.selection_ == "meta" else "--budget was"
+        print(f"notice: {why} without trials, so {unused} not used (--selection search runs trials)", file=sys.stderr)
     _write_outputs(model, args, out)
     _print_leaderboard(model.leaderboard_, meta=model.selection_ == "meta")
     reward = f"reward {model.best_score_:.4f}" if math.isfinite(model.best_score_) else "not validated"

@@ -76,7 +76,10 @@ class Capabilities:
     max_rows: above this many training rows the component is not proposed (None = no limit).
     min_labelled_anomalies: with needs_labels, the fewest labelled anomalies it can learn from.
     cost: its fitting cost as a function of the table's shape (:class:`Cost`; a conservative
-    default when the plugin declares none).
+    default when the plugin declares none), at its default parameters.
+    fidelity: the integer parameter its cost grows in proportion to (boosting iterations, epochs),
+    with its default value: a fit short of time lowers it before it drops rows (see
+    ``automl_od.budget``). None: only rows can be dropped.
     """
 
     needs_labels: bool = False
@@ -87,6 +90,7 @@ class Capabilities:
     max_rows: int | None = None
     min_labelled_anomalies: int = 1
     cost: Cost = field(default_factory=Cost)
+    fidelity: str | None = None
 
     @property
     def takes_labels(self) -> bool:

@@ -15,6 +15,7 @@ import polars as pl
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
+from automl_od.budget import MIN_SEARCH_S, Clock
 from automl_od.data import InputSchema, as_frame, format_notices, has_column_names, validate_labels
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
@@ -91,7 +92,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     not yet bounded by default, so pass ``time_budget_s`` on large tables.
     """
 
-    def __init__(self, budget: int | None = 20, time_budget_s: float | None = None, controller: str = "tpe",
+    def __init__(self, budget: int | None = 20, time_budget_s: float | str | None = "auto", controller: str = "tpe",
                  space: Any = "default", contamination: float | str = "auto", novelty: bool = False,
                  random_state: int | None = None, n_workers: int | None = None,
                  resources_per_trial: dict[str, float] | None = None, address: str | None = None,
@@ -112,19 +113,22 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             raise UserInputError("give a trial budget, a time budget or both (budget=None and time_budget_s=None)")
         if self.budget is not None and (not isinstance(self.budget, int | np.integer) or self.budget < 1):
             raise UserInputError(f"budget must be a positive number of trials, got {self.budget!r}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise UserInputError(f"time_budget_s must be positive, got {self.time_budget_s!r}")
+        if self.time_budget_s != "auto" and self.time_budget_s is not None and not (
+                isinstance(self.time_budget_s, int | float | np.integer | np.floating) and self.time_budget_s > 0):
+            raise UserInputError(f"time_budget_s must be a positive number of seconds, 'auto' or None, got {self.time_budget_s!r}")
         try:
             return resolve_contamination(self.contamination, novelty=self.novelty)
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
 
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> AutoOD:
+        from automl_od.budget import SAFETY, TRACKING_S, predicted_seconds
         from automl_od.evaluation import make_plan
+        from automl_od.meta import encoded_width
         from automl_od.registry import default_registry
         from automl_od.runner import SearchSettings, rerun_lost_trial, run_search
         from automl_od.spaces import resolve_space
-        from automl_od.trial import SearchData, flatten_config, pipeline_from_config
+        from automl_od.trial import TIMEOUT, SearchData, flatten_config
 
         started = time.perf_counter()
         contamination = self._validate()
@@ -143,6 +147,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         gpu = bool((self.resources_per_trial or {}).get("gpu")) or _local_gpu()
         space, self.skipped_components_ = _fit_space(space, registry, frame.height, labels,
                                                      leave_out_deep=self.space == "default" and not gpu)
+        width = encoded_width(frame)
+        clock = self._clock(frame.height, width, started)
         tracker = self._start_tracking(frame, resume)  # an unreachable store fails here, before Ray starts
         self.tracking_run_id_ = tracker.run_id if tracker else None
         self.model_uri_ = self.registered_version_ = None
@@ -159,7 +165,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                           random_state=self.random_state, trial_timeout_s=self.trial_timeout_s,
                           schema=self.input_schema_)
         resources = dict(self.resources_per_trial or {})
-        settings = SearchSettings(budget=self.budget, time_budget_s=self.time_budget_s, controller=self.controller,
+        default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
+        # the search ends early enough for the refit of its winner (predicted: the default's, if any)
+        refit_s = predicted_seconds(registry.get("detector", default["detector"]), frame.height, width) if default else 0.0
+        left = clock.left()
+        search_s = None if left is None else left - clock.reserve(refit_s, tracking=tracker is not None)
+        settings = SearchSettings(budget=self.budget, time_budget_s=search_s, controller=self.controller,
                                   seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
                                   gpus_per_trial=resources.get("gpu", 0.0), address=self.address,
                                   early_stopping=self.early_stopping, verbose=self.verbose,
@@ -167,12 +178,17 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
         plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")
                    for name, c in registry.components(kind).items()}
-        default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
         on_record = (lambda row: tracker.log_trial(row, plugins)) if tracker else None
         try:
-            trials = run_search(data, space, settings, out_dir, resume=resume, on_record=on_record)
+            if search_s is not None and search_s < MIN_SEARCH_S:
+                trials = []
+                warnings.warn(f"no time left for a search within the time budget of {clock.seconds:g} s (the refit "
+                              "needs the rest); raise time_budget_s to run trials", SearchNotice, stacklevel=2)
+            else:
+                trials = run_search(data, space, settings, out_dir, resume=resume, on_record=on_record)
             if default is not None:  # the protected default lost its worker twice: run it in the driver
-                deadline = None if self.time_budget_s is None else started + self.time_budget_s
+                deadline = None if search_s is None else time.perf_counter() + max(0.0, (clock.left() or 0.0) - clock.reserve(
+                    refit_s, tracking=tracker is not None))
                 trials += rerun_lost_trial(trials, lambda t: _is_default(t, default), data, out_dir, deadline=deadline,
                                            on_record=on_record, verbose=self.verbose)
         except BaseException as exc:
@@ -198,19 +214,31 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             if tracker:
                 tracker.abort("FAILED")
             reasons = "; ".join(sorted({str(t.get("reason")) for t in trials if t.get("reason")})[:3])
-            if not trials and self.time_budget_s:
-                raise UserInputError(f"no trial finished within the time budget of {self.time_budget_s:g} s; raise it")
+            if all(t.get("status") == TIMEOUT for t in trials) and clock.seconds is not None:
+                raise UserInputError(f"no trial finished within the time budget of {clock.seconds:g} s; raise it")
             raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
         self.best_config_ = best["config"]
         self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}
         self.best_score_ = float("nan") if best["reward"] is None else best["reward"]
-        self.best_pipeline_ = pipeline_from_config(best["config"], data).fit(frame, labels, registry=registry,
-                                                                                  schema=self.input_schema_)
+        train_rows = len(plan.folds[0][0]) if plan.folds else frame.height
+        self.best_pipeline_, note = self._refit(best["config"], frame, labels, registry, clock, tracker is not None,
+                                                width=width, trial=best, train_rows=train_rows)
         validation = None
         if tracker and plan.mode == "labelled" and best.get("reward") is not None:  # honest ROC/PR plots
             from automl_od.trial import out_of_fold_scores
 
-            validation = out_of_fold_scores(best["config"], data)
+            left = clock.left()
+            if left is None or float(best.get("duration_s") or 0.0) <= SAFETY * (left - TRACKING_S):
+                validation = out_of_fold_scores(best["config"], data)
+            else:
+                self._notice(f"no ROC and precision-recall plots: refitting the winner on the validation folds "
+                             f"(about {best.get('duration_s', 0):.0f} s) would overrun the time budget")
+        if note:
+            self._notice(note)
+            self.leaderboard_ = self.leaderboard_.with_columns(
+                reason=pl.when(pl.col("trial_id") == best.get("trial_id"))
+                .then(pl.concat_str([pl.col("reason").fill_null(""), pl.lit(note)], separator="; ").str.strip_chars("; "))
+                .otherwise(pl.col("reason")))
         self._finish(tracker, frame, labels, trials, validation=validation)
         if self.verbose:
             print(f"best: {best['detector']} reward {self.best_score_:.4f}", file=sys.stderr)
@@ -229,6 +257,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
         started = time.perf_counter()
         self.skipped_components_ = {}
+        self.time_budget_: float | None = None  # bounded by each member's share of its cost instead (automl_od.meta)
         if labels is not None:
             warnings.warn("the labels mark no row as an anomaly: choosing without labels", SearchNotice, stacklevel=3)
         tracker = self._start_tracking(frame, resume)
@@ -276,7 +305,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def _fit_supervised(self, frame: pl.DataFrame, labels: np.ndarray, registry: Any, resume: bool) -> AutoOD:
         """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
-        from automl_od.pipeline import OutlierPipeline
+        from automl_od.meta import encoded_width
         from automl_od.trial import flatten_config
 
         started = time.perf_counter()
@@ -291,19 +320,22 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                                   "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)"]
         for note in self.evaluation_notes_:
             warnings.warn(note, SearchNotice, stacklevel=3)
+        clock = self._clock(frame.height, width := encoded_width(frame), started)
         tracker = self._start_tracking(frame, resume)
         self.tracking_run_id_ = tracker.run_id if tracker else None
         self.model_uri_ = self.registered_version_ = None
+        config = _unvalidated_default(name)["config"]
         try:
-            self.best_pipeline_ = OutlierPipeline(detector=name, contamination=self.contamination,
-                                                  random_state=self.random_state).fit(frame, labels, registry=registry,
-                                                                                                     schema=self.input_schema_)
+            self.best_pipeline_, note = self._refit(config, frame, labels, registry, clock, tracker is not None, width=width)
         except BaseException:
             if tracker:
                 tracker.abort("FAILED")
             raise
+        if note:
+            self._notice(note)
+        reason = "; ".join(filter(None, ["not validated (too few labelled anomalies)", note]))
         trials = [_unvalidated_default(name) | {"trial_id": "supervised", "duration_s": time.perf_counter() - started,
-                                                 "reason": "not validated (too few labelled anomalies)"}]
+                                                 "reason": reason}]
         self.best_config_ = trials[0]["config"]
         self.leaderboard_ = leaderboard_frame(trials)
         self.best_params_ = flatten_config(self.best_config_)
@@ -327,6 +359,43 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.model_uri_, self.registered_version_ = tracker.model_uri, tracker.registered_version
         self.tracking_errors_ = list(tracker.errors)
         tracker.report()
+
+    def _clock(self, rows: int, width: int, started: float) -> Clock:
+        """The fit's time budget (``time_budget_`` seconds; "auto": derived from the table's size, said)."""
+        from automl_od.budget import default_time_budget, describe_default
+
+        if self.time_budget_s == "auto":
+            self.time_budget_ = default_time_budget(rows, width)
+            warnings.warn(f"time budget: {describe_default(rows, width)}; time_budget_s (--time-budget) sets another, "
+                          "None (--time-budget none) none", SearchNotice, stacklevel=3)
+        else:
+            self.time_budget_ = None if self.time_budget_s is None else float(self.time_budget_s)
+        return Clock(self.time_budget_, started)
+
+    def _notice(self, note: str) -> None:
+        """A caveat of this fit: kept in ``evaluation_notes_`` and shown as a notice."""
+        self.evaluation_notes_ = [*getattr(self, "evaluation_notes_", []), note]
+        warnings.warn(note, SearchNotice, stacklevel=3)
+
+    def _refit(self, config: dict[str, Any], frame: pl.DataFrame, labels: np.ndarray | None, registry: Any, clock: Clock,
+               tracking: bool, *, width: int, trial: dict[str, Any] | None = None,
+               train_rows: int | None = None) -> tuple[Any, str]:
+        """The winner fitted on every row, downsized (``automl_od.budget.size_refit``) when its predicted
+        cost exceeds the time left; the pipeline and what was downsized ("" when nothing)."""
+        from automl_od.budget import TRACKING_S, predicted_seconds, size_refit
+        from automl_od.trial import pipeline_from_config
+
+        component = registry.get("detector", config["detector"])
+        predicted = predicted_seconds(component, frame.height, width, trial, train_rows)
+        left = clock.left()
+        sizing = size_refit(component, config.get("detector_params") or {}, rows=frame.height, predicted_s=predicted,
+                            seconds=None if left is None else left - (TRACKING_S if tracking else 0.0))
+        params = sizing.params
+        accepted = component.accepted_parameters()
+        if "threads" not in params and accepted is not None and "threads" in accepted:
+            params["threads"] = None  # no trial runs beside the refit: every core
+        pipeline = pipeline_from_config({**config, "detector_params": params}, self, max_fit_rows=sizing.max_fit_rows)
+        return pipeline.fit(frame, labels, registry=registry, schema=self.input_schema_), sizing.note
 
     def _start_tracking(self, frame: pl.DataFrame, resume: bool) -> Any:
         if self.tracking is False or self.tracking is None:

@@ -26,12 +26,14 @@ from typing import Any
 from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
 from automl_od.spaces import SearchSpace
-from automl_od.trial import SearchData, flatten_config, run_trial
+from automl_od.trial import NOT_STARTED, SearchData, flatten_config, run_trial, run_trial_isolated
 
 TRIALS_FILE = "trials.jsonl"
 #: The reason recorded for a trial whose Ray worker died (not a failure of the configuration itself).
 LOST_WORKER = "its worker died"
 TUNE_DIR = "tune"
+#: Tune's time budget exceeds the search's by this much (see ``run_search``).
+TUNE_GRACE_S = 2.0
 RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done",
                "resampling", "fold_rewards")
 
@@ -68,7 +70,9 @@ def _trainable(config: dict[str, Any], data: SearchData) -> None:
 
     # deep detectors train on the device Ray assigned to this trial (automl_od.neural.resolve_device)
     os.environ[DEVICE_ENV] = "cuda" if ray.get_gpu_ids() else "cpu"
-    result = run_trial(config["pipeline"], data, report=tune.report)
+    # in a forked child, stopped at the trial's time limit even inside a long fit; this worker only
+    # forks (see run_trial_isolated), so it never computes itself
+    result = run_trial_isolated(config["pipeline"], data, report=tune.report)
     result.pop("traceback", None)
     tune.report(result)
 
@@ -155,6 +159,8 @@ class _RecordTrials:
               file=sys.stderr, flush=True)
 
     def record(self, trial: Any, result: dict[str, Any] | None, *, error: str | None = None) -> None:
+        if (result or {}).get("status") == NOT_STARTED and error is None:
+            return  # Tune started it after the search's time was up: it never ran
         row = trial_row(trial.trial_id, trial.config.get("pipeline", {}), result or {})
         if trial.trial_id in self.history:
             row["history"] = self.history.pop(trial.trial_id)
@@ -191,7 +197,7 @@ def trial_row(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> 
     row.update({key: result[key] for key in RESULT_KEYS if key in result})
     if "training_iteration" in result:
         row["reports"] = result["training_iteration"]
-    if row.get("status") == "failed":
+    if row.get("status") not in ("ok", "running"):  # failed, timeout: no reward to compare
         row["reward"] = None
     row["config"] = config
     return row
@@ -282,6 +288,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE
     recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, settings.time_budget_s)
+    if settings.time_budget_s is not None:  # every trial stops itself by the search's end (run_trial_isolated)
+        data = dataclasses.replace(data, deadline=time.time() + settings.time_budget_s)
     trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
                                     {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     tune_dir = out_dir / TUNE_DIR
@@ -308,7 +316,9 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, metric="reward", mode="max",
-                num_samples=settings.budget if settings.budget else -1, time_budget_s=settings.time_budget_s,
+                num_samples=settings.budget if settings.budget else -1, # trials running at the deadline stop themselves and are recorded as timeouts within
+                # KILL_GRACE_S; Tune's own stop would kill them unrecorded, so it comes a little later
+                time_budget_s=None if settings.time_budget_s is None else settings.time_budget_s + TUNE_GRACE_S,
                 max_concurrent_trials=n_workers, reuse_actors=True,
             ),
             run_config=tune.RunConfig(

@@ -7,8 +7,11 @@ benchmark both call :func:`run_trial`, so the search logic is testable without a
 from __future__ import annotations
 
 import json
+import multiprocessing
+import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +25,23 @@ from automl_od.evaluation import FAILED_REWARD, EvaluationPlan, combine, fold_me
 from automl_od.pipeline import OutlierPipeline
 
 Reporter = Callable[[dict[str, Any]], None]
+
+#: The status of a trial stopped at its time limit (its share of the time budget, or ``trial_timeout_s``).
+TIMEOUT = "timeout"
+#: The status of a trial that Tune started after the search's time was up (not recorded).
+NOT_STARTED = "not started"
+#: A trial run in a child process is killed this long after its limit, if it has not stopped itself.
+KILL_GRACE_S = 0.5
+
+
+class TrialTimeout(TrialFailed):
+    """A trial ran past its time limit."""
+
+
+class ProcessKilledError(RuntimeError):
+    """The process running a trial was killed by a signal (the out-of-memory killer, a crash in C
+    code): not a result of the configuration. In a Ray worker, Tune retries the trial once, as when
+    it loses a worker."""
 
 
 @dataclass
@@ -37,18 +57,28 @@ class SearchData:
     trial_timeout_s: float | None = None
     schema: InputSchema | None = None  # the user's column contract (``frame`` already follows it)
     key: str = field(default_factory=lambda: str(time.time_ns()))
+    #: When the search's time is up (``time.time()``, comparable across processes): no trial runs past it.
+    deadline: float | None = None
+
+    def time_limit(self) -> float | None:
+        """Seconds a trial starting now may run: ``trial_timeout_s``, cut at the search's deadline (None: no limit)."""
+        limits = [v for v in (self.trial_timeout_s, None if self.deadline is None else self.deadline - time.time())
+                  if v is not None]
+        return min(limits) if limits else None
 
 
 # per-process cache of rankings: (data key, ranker, params, fold) -> column order
 _RANKING_CACHE: dict[tuple[str, str, str, int], list[int]] = {}
 
 
-def pipeline_from_config(config: dict[str, Any], data: SearchData) -> OutlierPipeline:
+def pipeline_from_config(config: dict[str, Any], data: Any, **limits: Any) -> OutlierPipeline:
+    """An unfitted pipeline of ``config``; ``data`` gives contamination, novelty and random_state (a
+    :class:`SearchData` or the estimator), ``limits`` downsize it (``max_fit_rows``, ``max_columns``)."""
     return OutlierPipeline(
         detector=config["detector"], detector_params=config["detector_params"],
-        ranker=config["ranker"], ranker_params=config["ranker_params"], keep=config["keep"],
+        ranker=config.get("ranker", "all_features"), ranker_params=config.get("ranker_params"), keep=config.get("keep", 1.0),
         resampler=config.get("resampler"), resampler_params=config.get("resampler_params"),
-        contamination=data.contamination, novelty=data.novelty, random_state=data.random_state,
+        contamination=data.contamination, novelty=data.novelty, random_state=data.random_state, **limits,
     )
 
 
@@ -59,17 +89,23 @@ def _ranking(pipeline: OutlierPipeline, data: SearchData, fold: int, frame: pl.D
     return _RANKING_CACHE[key]
 
 
-def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None = None) -> dict[str, Any]:
-    """Evaluate one configuration; never raises for a bad configuration: it returns a failed result."""
+def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None = None, *,
+              limit: float | None = None, on_fold: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Evaluate one configuration; never raises for a bad configuration: it returns a failed result.
+
+    ``limit`` (default :meth:`SearchData.time_limit`) is checked between folds and epochs: a trial
+    past it ends with status ``timeout``. :func:`run_trial_isolated` also stops one that is stuck
+    inside a long computation."""
     started = time.perf_counter()
-    deadline = None if data.trial_timeout_s is None else started + data.trial_timeout_s
+    limit = data.time_limit() if limit is None else limit
+    deadline = None if limit is None else started + limit
     plan = data.plan
     per_fold: list[dict[str, float]] = []
     resampling: list[str] = []
 
     def check_deadline() -> None:
         if deadline is not None and time.perf_counter() > deadline:
-            raise TrialFailed(f"timed out after {data.trial_timeout_s:g} s")
+            raise TrialTimeout(_timeout_reason(limit, len(per_fold), len(plan.folds)))
 
     try:
         for fold, (train, val) in enumerate(plan.folds):
@@ -91,6 +127,8 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             resampling.append(pipeline.resampling_note_)
             val_scores = pipeline.raw_score(val_frame)
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))
+            if on_fold is not None:
+                on_fold(len(per_fold))
         summary = combine(plan, per_fold)
         result: dict[str, Any] = {**summary, "status": "ok", "reason": ""}
         if all("reward" in m for m in per_fold):  # per fold, for paired comparisons of trials (same folds)
@@ -102,12 +140,89 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             result = {"traceback": traceback.format_exc(limit=3)}
         else:
             result = {}
-        result.update({"reward": FAILED_REWARD, "status": "failed", "reason": reason})
+        status = TIMEOUT if isinstance(exc, TrialTimeout) else "failed"
+        result.update({"reward": FAILED_REWARD, "status": status, "reason": reason})
     if resampling:
         result["resampling"] = "; ".join(dict.fromkeys(resampling))
     result["duration_s"] = time.perf_counter() - started
     result["folds_done"] = len(per_fold)
     return result
+
+
+def _timeout_reason(limit: float | None, folds_done: int, folds: int) -> str:
+    return f"stopped at its time limit of {limit or 0:.3g} s ({folds_done} of {folds} folds done)"
+
+
+def can_isolate() -> bool:
+    """Whether :func:`run_trial_isolated` can run trials in a forked child (Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporter | None = None) -> dict[str, Any]:
+    """:func:`run_trial` in a forked child process that is killed at the trial's time limit, so a
+    trial stuck in one long computation (a fit in C code never returns to Python to check its
+    limit) is stopped too, with status ``timeout``; a child that dies gives a failed result.
+
+    The caller's process must not have computed with polars, OpenMP or BLAS threads before it forks
+    (their thread pools do not survive a fork, and a child that uses them waits forever): Ray's trial
+    workers only import, unpickle and fork (``automl_od.runner``). Without fork (not Linux) the
+    trial runs in this process and its limit is checked between folds and epochs only. A child
+    killed by a signal raises :class:`ProcessKilledError`."""
+    limit = data.time_limit()
+    if limit is not None and limit <= 0:
+        return {"reward": FAILED_REWARD, "status": NOT_STARTED, "reason": "the search's time was up", "duration_s": 0.0,
+                "folds_done": 0}
+    if not can_isolate():
+        return run_trial(config, data, report, limit=limit)
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    started = time.perf_counter()
+    child = context.Process(target=_isolated_child, args=(config, data, send, limit, report is not None), daemon=True)
+    with warnings.catch_warnings():  # Python >= 3.12 warns about forking a process with threads (Ray's)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        child.start()
+    send.close()
+    folds_done, result = 0, None
+    try:
+        while result is None:
+            wait = None if limit is None else limit + KILL_GRACE_S - (time.perf_counter() - started)
+            if wait is not None and wait <= 0:
+                result = {"reward": FAILED_REWARD, "status": TIMEOUT, "reason": _timeout_reason(limit, folds_done, len(data.plan.folds))}
+                break
+            if not receive.poll(wait):
+                continue
+            try:
+                kind, payload = receive.recv()
+            except EOFError:  # the child ended without a result
+                child.join(timeout=5)
+                if child.exitcode is not None and child.exitcode < 0:  # killed: out of memory, a crash in C code
+                    raise ProcessKilledError(f"the trial's process was killed by signal {-child.exitcode}") from None
+                result = {"reward": FAILED_REWARD, "status": "failed",
+                          "reason": f"the trial's process exited with code {child.exitcode} without a result"}
+                break
+            if kind == "report" and report is not None:
+                report(payload)
+            elif kind == "fold":
+                folds_done = payload
+            elif kind == "result":
+                result, rankings = payload
+                _RANKING_CACHE.update(rankings)  # the next trial's child inherits them
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join(timeout=5)
+        receive.close()
+    result.setdefault("duration_s", time.perf_counter() - started)
+    result.setdefault("folds_done", folds_done)
+    return result
+
+
+def _isolated_child(config: dict[str, Any], data: SearchData, send: Any, limit: float | None, reports: bool) -> None:
+    known = set(_RANKING_CACHE)
+    result = run_trial(config, data, (lambda r: send.send(("report", r))) if reports else None, limit=limit,
+                       on_fold=lambda done: send.send(("fold", done)))
+    send.send(("result", (result, {k: v for k, v in _RANKING_CACHE.items() if k not in known})))
+    send.close()
 
 
 def out_of_fold_scores(config: dict[str, Any], data: SearchData) -> tuple[np.ndarray, np.ndarray]:

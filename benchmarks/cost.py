@@ -52,7 +52,7 @@ def synthetic(rows: int, columns: int, seed: int = 0, labelled_share: float = 0.
     return X, y
 
 
-def calibrate(cap_s: float) -> None:
+def calibrate(cap_s: float, only: list[str] | None = None) -> None:
     from automl_od.components import Cost
     from automl_od.meta import MEMBER_SHARE_S, MEMBERS
     from automl_od.pipeline import OutlierPipeline
@@ -60,20 +60,22 @@ def calibrate(cap_s: float) -> None:
 
     registry = default_registry()
     detectors = sorted({detector for detector, _ in MEMBERS.values()}
-                       | {n for n, c in registry.components("detector").items()
-                          if not c.capabilities.takes_labels and not c.capabilities.gpu})
+                       | {n for n, c in registry.components("detector").items() if not c.capabilities.gpu})
+    if only:
+        detectors = [name for name in detectors if name in only]
     print(f"{'detector':<22} {'shape':>10} {'seconds':>8}")
     fitted: dict[str, Cost] = {}
     for name in detectors:
-        OutlierPipeline(detector=name, random_state=0).fit(synthetic(300, 5)[0])  # warm-up: imports, first calls
+        share = 0.05 if registry.get("detector", name).capabilities.takes_labels else 0.0  # 5 % of the anomalies labelled
+        OutlierPipeline(detector=name, random_state=0).fit(*synthetic(300, 5, labelled_share=share))  # warm-up: imports
         points = []
         for rows, columns in CALIBRATION_SHAPES:
             if any(r <= rows and c <= columns and t > cap_s for r, c, t in points):
                 continue  # a smaller shape already took too long
-            X, _ = synthetic(rows, columns)
+            X, y = synthetic(rows, columns, labelled_share=share)
             started = time.perf_counter()
             try:
-                pipeline = OutlierPipeline(detector=name, random_state=0).fit(X)
+                pipeline = OutlierPipeline(detector=name, random_state=0).fit(X, y)
                 pipeline.raw_score(X)
             except Exception as exc:  # noqa: BLE001 - a detector that cannot fit a shape is reported
                 print(f"{name:<22} {rows:>5}x{columns:<4} failed: {exc}")
@@ -159,6 +161,7 @@ def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, ti
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calibrate", action="store_true", help="time the detectors and print their Cost")
+    parser.add_argument("--detectors", nargs="+", help="calibrate only these detectors")
     parser.add_argument("--cap", type=float, default=20.0, help="calibration: skip larger shapes once one took this long")
     parser.add_argument("--shapes", nargs="+", default=["1000x10", "10000x200", "10000x2000", "1000000x20"])
     parser.add_argument("--labels", action="store_true", help="5 %% labelled anomalies")
@@ -166,7 +169,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="stop a fit after this many seconds")
     args = parser.parse_args()
     if args.calibrate:
-        calibrate(args.cap)
+        calibrate(args.cap, args.detectors)
         return
     shapes = [tuple(int(v) for v in shape.lower().split("x")) for shape in args.shapes]
     fits(shapes, args.labels, args.time_budget, args.timeout)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 
 import polars as pl
 import pytest
@@ -55,13 +56,28 @@ class DiesOnce(DistanceToMean):
         return super().fit(X, y, epoch_callback)
 
 
+class Sleeps(DistanceToMean):
+    """Sleeps in fit (one long call that never returns to check a time limit)."""
+
+    def __init__(self, seconds: float = 600.0) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def fit(self, X, y=None, epoch_callback=None):
+        import time
+
+        time.sleep(self.seconds)
+        return super().fit(X, y)
+
+
 @hookimpl
 def register_detectors():
     return [Component("distance_to_mean", "detector", DistanceToMean,
                       {"epochs": {"type": "int", "low": 15, "high": 40}, "step": {"type": "float", "low": 0.01, "high": 0.5, "log": True},
                        "noise": {"type": "categorical", "choices": [0.0, 100.0]}},
                       Capabilities(iterative=True), "toy iterative detector from a third-party package"),
-            Component("dies_once", "detector", DiesOnce, {}, Capabilities(), "kills its worker the first time")]
+            Component("dies_once", "detector", DiesOnce, {}, Capabilities(), "kills its worker the first time"),
+            Component("sleeps", "detector", Sleeps, {}, Capabilities(), "sleeps in fit", first_choice=True)]
 '''
 
 
@@ -78,13 +94,13 @@ def plugin_path(tmp_path):
     return site
 
 
-def _search_files(folder, detector: str, rows: int):
-    """A blobs table, a space of just ``detector`` and the output folder of a search on them."""
+def _search_files(folder, *detectors: str, rows: int):
+    """A blobs table, a space of just ``detectors`` and the output folder of a search on them."""
     X, _ = blobs(n=rows)
     data = folder / "data.csv"
     pl.DataFrame(X, schema=["a", "b", "c", "d"]).write_csv(data)
     space = folder / "space.yaml"
-    space.write_text(f"detectors: {{{detector}: default}}\n")
+    space.write_text(f"detectors: {{{', '.join(f'{d}: default' for d in detectors)}}}\n")
     return data, space, folder / "run"
 
 
@@ -127,3 +143,23 @@ def test_a_lost_worker_is_retried_and_said_in_one_line(tmp_path, plugin_path):
     lost = [line for line in result.stderr.splitlines() if "lost its worker" in line]
     assert len(lost) == 1 and "retrying the trial once" in lost[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_trial_past_the_time_budget_is_stopped_and_recorded_as_a_timeout(tmp_path, plugin_path):
+    """Issue 18: a budget bounded when trials start, not when they end; a trial stuck in one long
+    call (here a sleep of 600 s) ran on. Both first choices run at once (2 workers): the sleeper is
+    stopped at the search's end and recorded, and the search returns with IsolationForest."""
+    env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
+    data, space, out = _search_files(tmp_path, "sleeps", "isolation_forest", rows=200)
+    started = time.perf_counter()
+    result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "2", "--time-budget", "20",
+                     "--no-tracking", "--out", out, env=env)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    trials = {t["detector"]: t for t in map(json.loads, (out / "trials.jsonl").read_text().splitlines())}
+    assert trials["isolation_forest"]["status"] == "ok"
+    assert trials["sleeps"]["status"] == "timeout" and trials["sleeps"]["reward"] is None, trials["sleeps"]
+    assert trials["sleeps"]["reason"].startswith("stopped at its time limit of "), trials["sleeps"]
+    assert trials["sleeps"]["duration_s"] < 20
+    assert elapsed < 20 + 40, f"the search took {elapsed:.0f} s"  # the sleep alone is 600 s
+    assert "sleeps" in result.stdout and "timeout" in result.stdout  # the leaderboard shows it

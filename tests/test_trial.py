@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from automl_od.data import as_frame
@@ -28,7 +30,8 @@ def test_a_raising_trial_is_a_recorded_failure():
 
 def test_a_slow_trial_times_out():
     result = run_trial(_config("isolation_forest", n_estimators=400), _data(trial_timeout_s=1e-4))
-    assert result["status"] == "failed" and result["reason"].startswith("timed out")
+    assert result["status"] == "timeout" and result["reward"] == FAILED_REWARD
+    assert re.fullmatch(r"stopped at its time limit of 0.0001 s \([01] of 6 folds done\)", result["reason"]), result["reason"]
 
 
 def test_reports_and_flat_names():
