@@ -21,12 +21,14 @@ from typing import Any
 DEFAULT_BASE_S, DEFAULT_PER_MILLION_CELLS_S, DEFAULT_MAX_S = 60.0, 20.0, 300.0
 #: At most this share of a time budget is held back for the refit (and for tracking).
 REFIT_SHARE = 0.35
-#: Held back at least, when there is a refit to make: a few seconds (tracking adds TRACKING_S).
-MIN_RESERVE_S, TRACKING_S = 2.0, 3.0
+#: Held back at least, when there is a refit to make: a few seconds; tracking adds TRACKING_S (logging
+#: the model, its registration and the report took 4.9 s on 2 cores).
+MIN_RESERVE_S, TRACKING_S = 2.0, 5.0
 #: A search given less than this is not started (the refit gets the time).
 MIN_SEARCH_S = 1.0
-#: A refit is sized to this share of the time left (predictions are rough).
-SAFETY = 0.8
+#: A refit is sized to this share of the time left (predictions are rough), plus FREE_S: a refit that
+#: short is never downsized (the promise allows at least 5 s over).
+SAFETY, FREE_S = 0.8, 1.5
 #: A fidelity parameter is lowered to at most this share of its value, then rows are dropped; a
 #: row sample keeps at least MIN_REFIT_ROWS rows.
 MIN_FIDELITY_SHARE, MIN_REFIT_ROWS = 0.05, 200
@@ -85,10 +87,10 @@ def size_refit(component: Any, params: dict[str, Any], *, rows: int, predicted_s
     """Parameters and a row limit that bring a fit predicted to take ``predicted_s`` on ``rows`` within
     ``seconds`` (None or enough: unchanged): the fidelity parameter first, down to
     MIN_FIDELITY_SHARE of its value, then a row sample."""
-    target = None if seconds is None else SAFETY * seconds
+    target = None if seconds is None else SAFETY * max(seconds, 0.0) + FREE_S
     if target is None or predicted_s <= target:
         return Sizing(dict(params), None, "")
-    factor, changes, new = max(target, 1e-3) / predicted_s, [], dict(params)
+    factor, changes, new = target / predicted_s, [], dict(params)
     name = component.capabilities.fidelity
     value = params.get(name, component.default_parameters().get(name)) if name else None
     if isinstance(value, int) and not isinstance(value, bool) and value > 1:

@@ -58,8 +58,14 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     """Search ranker x resampler x detector pipelines for the data and keep the best one.
 
     Parameters follow scikit-learn: stored unchanged, validated in ``fit``. ``budget`` is a
-    number of trials and ``time_budget_s`` a wall-clock limit; the search stops at whichever
-    comes first. ``space`` is a preset name (fast, default, deep), a YAML file or a dict.
+    number of trials and ``time_budget_s`` a wall-clock limit of the whole fit (search, refit of the
+    winner, scoring of the training rows, tracking), kept within max(5 s, 10 %): the search stops at
+    whichever budget comes first, a trial still running at the search's end is stopped and recorded
+    with status ``timeout``, and the refit is downsized when it would overrun (``automl_od.budget``).
+    ``"auto"`` (default) gives a search, and the label-aware default without one, 60 s plus 20 s per
+    million cells (rows x encoded columns), at most 300 s, said in a notice at the start and kept in
+    ``time_budget_``; None sets no limit. ``space`` is a preset name (fast, default, deep), a YAML
+    file or a dict.
     ``y`` in ``fit`` follows ADBench: 1 = known anomaly, 0 = unlabelled or normal.
     ``score_samples`` is lower = more abnormal (scikit-learn); ``-score_samples`` is the
     user-facing ``anomaly_score`` in [0, 1].
@@ -87,9 +93,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     How long a default fit takes (2 cores; README, "Cost of a default fit"): without labels about
     1-2 s on a few thousand rows x tens of columns, 15 s at 10,000 x 200, 50 s at 10,000 x 2,000 and
-    40 s at 1,000,000 x 20 (costly members are downsized to stay within their share). A labelled
-    search runs ``budget`` trials of a few seconds each on small tables, longer on large ones; it is
-    not yet bounded by default, so pass ``time_budget_s`` on large tables.
+    40 s at 1,000,000 x 20 (costly members are downsized to stay within their share). With labels, a
+    search of ``budget`` trials, within its time budget (about a minute on small tables, 100 s at
+    10,000 x 200 by default).
     """
 
     def __init__(self, budget: int | None = 20, time_budget_s: float | str | None = "auto", controller: str = "tpe",
@@ -174,7 +180,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                                   seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
                                   gpus_per_trial=resources.get("gpu", 0.0), address=self.address,
                                   early_stopping=self.early_stopping, verbose=self.verbose,
-                                  warm_start=bool(self.defaults_first))
+                                  warm_start=bool(self.defaults_first), clock=clock)
         out_dir = Path(self.out_dir) if self.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
         plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")
                    for name, c in registry.components(kind).items()}
@@ -214,8 +220,11 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             if tracker:
                 tracker.abort("FAILED")
             reasons = "; ".join(sorted({str(t.get("reason")) for t in trials if t.get("reason")})[:3])
-            if all(t.get("status") == TIMEOUT for t in trials) and clock.seconds is not None:
-                raise UserInputError(f"no trial finished within the time budget of {clock.seconds:g} s; raise it")
+            if all(t.get("status") == TIMEOUT for t in trials):
+                limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
+                limits += [f"trial_timeout_s={self.trial_timeout_s:g}"] if self.trial_timeout_s else []
+                raise UserInputError(f"no trial finished: {'none ran' if not trials else 'every trial was stopped at its time limit'} "
+                                     f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}")
             raise UserInputError(f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}")
         self.best_config_ = best["config"]
         self.best_params_ = flatten_config(best["config"])  # e.g. {"detector": ..., "detector.n_estimators": ...}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl_od.budget import Clock
 from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
 from automl_od.spaces import SearchSpace
@@ -52,6 +53,7 @@ class SearchSettings:
     grace_period: int = 10
     verbose: bool = True
     warm_start: bool = True  # evaluate the first-choice components' defaults first
+    clock: Clock | None = None  # the whole fit's time budget, for progress lines (default: the search's)
 
 
 class DefineByRun:
@@ -132,9 +134,9 @@ class _RecordTrials:
     """Driver-side Tune callback: one JSON line per finished trial, plus progress lines."""
 
     def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None,
-                 time_budget_s: float | None = None) -> None:
+                 clock: Clock | None = None) -> None:
         self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
-        self.time_budget_s, self.started = time_budget_s, time.perf_counter()
+        self.clock = clock or Clock(None)
         self.best: float | None = None
         self.done = self._count()
         self.history: dict[str, list[list[Any]]] = {}  # per-epoch validation rewards of running trials
@@ -147,9 +149,11 @@ class _RecordTrials:
         return sum(1 for _ in self.path.open()) if self.path.exists() else 0
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # restored by Tuner.restore on --resume: count what the interrupted run recorded
+        # restored by Tuner.restore on --resume: count what the interrupted run recorded (its clock
+        # belonged to another process)
         self.__dict__.update(state)
         self.done = self._count()
+        self.clock = Clock(None)
 
     def lost_worker(self, trial: Any, *, retrying: bool) -> None:
         """One line per lost worker (Ray's traceback stays in its logs)."""
@@ -186,8 +190,8 @@ class _RecordTrials:
                 what += f" reward {row['reward']:.4f}"
             elif row.get("reason"):
                 what += f" ({row['reason'][:80]})"
-            elapsed = time.perf_counter() - self.started
-            clock = f"{elapsed:.0f} s" + (f" of {self.time_budget_s:g} s" if self.time_budget_s else "")
+            elapsed = time.perf_counter() - self.clock.started
+            clock = f"{elapsed:.0f} s" + (f" of {self.clock.seconds:.0f} s" if self.clock.seconds else "")
             print(f"[trial {self.done}{total}, {clock}] {what}; best so far {best}", file=sys.stderr, flush=True)
 
 
@@ -287,7 +291,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE
-    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, settings.time_budget_s)
+    clock = settings.clock or (Clock(settings.time_budget_s) if settings.time_budget_s is not None else None)
+    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, clock)
     if settings.time_budget_s is not None:  # every trial stops itself by the search's end (run_trial_isolated)
         data = dataclasses.replace(data, deadline=time.time() + settings.time_budget_s)
     trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),

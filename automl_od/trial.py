@@ -6,6 +6,7 @@ benchmark both call :func:`run_trial`, so the search logic is testable without a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import sys
@@ -174,6 +175,7 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
                 "folds_done": 0}
     if not can_isolate():
         return run_trial(config, data, report, limit=limit)
+    _warm_up()
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     started = time.perf_counter()
@@ -205,8 +207,9 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
             elif kind == "fold":
                 folds_done = payload
             elif kind == "result":
-                result, rankings = payload
+                result, rankings, modules = payload
                 _RANKING_CACHE.update(rankings)  # the next trial's child inherits them
+                _warm_up(modules)
     finally:
         if child.is_alive():
             child.kill()
@@ -218,11 +221,27 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
 
 
 def _isolated_child(config: dict[str, Any], data: SearchData, send: Any, limit: float | None, reports: bool) -> None:
-    known = set(_RANKING_CACHE)
+    known, imported = set(_RANKING_CACHE), set(sys.modules)
     result = run_trial(config, data, (lambda r: send.send(("report", r))) if reports else None, limit=limit,
                        on_fold=lambda done: send.send(("fold", done)))
-    send.send(("result", (result, {k: v for k, v in _RANKING_CACHE.items() if k not in known})))
+    modules = [name for name in sys.modules if name not in imported]
+    send.send(("result", (result, {k: v for k, v in _RANKING_CACHE.items() if k not in known}, modules)))
     send.close()
+
+
+def _warm_up(modules: list[str] | None = None) -> None:
+    """Import, in the forking process, what its children import (the registry's plugins at first, then
+    the modules a finished child imported), so that later children do not import them again. Imports
+    only: nothing here computes (see :func:`run_trial_isolated`)."""
+    import importlib
+
+    from automl_od.registry import default_registry
+
+    default_registry()
+    for name in modules or ():
+        if name not in sys.modules:
+            with contextlib.suppress(Exception):  # a module that fails to import here is imported by the child
+                importlib.import_module(name)
 
 
 def out_of_fold_scores(config: dict[str, Any], data: SearchData) -> tuple[np.ndarray, np.ndarray]:

@@ -165,7 +165,7 @@ class SemiSupervisedAutoencoderDetector(AutoencoderDetector):
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("autoencoders.yaml")
-    deep = Capabilities(gpu=True, iterative=True)
+    deep = Capabilities(gpu=True, iterative=True, fidelity="epochs")
     return [
         Component("pae", "detector", ProbabilisticAutoencoderDetector, spaces["pae"], deep,
                   "probabilistic autoencoder, APRE score, optional mean-shift scoring (torch)"),

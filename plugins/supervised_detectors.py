@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from automl_od import hookimpl
-from automl_od.components import Capabilities, Component, importable
+from automl_od.components import Capabilities, Component, Cost, importable
 from automl_od.errors import TrialFailed
 from automl_od.plugins.classical_detectors import ECODDetector, HBOSDetector, KNNDetector
 from automl_od.plugins.sklearn_detectors import IsolationForestDetector
@@ -418,18 +418,23 @@ def _finite(values: np.ndarray) -> np.ndarray:
 @hookimpl
 def register_detectors() -> list[Component]:
     spaces = builtin_space_file("supervised_detectors.yaml")
-    # with one labelled anomaly, the fold that validates on it trains without any: not proposed
-    labelled = Capabilities(needs_labels=True, uses_labels=True, min_labelled_anomalies=2)
+    # with one labelled anomaly, the fold that validates on it trains without any: not proposed;
+    # costs at the defaults, 5 % of the anomalies labelled (benchmarks/cost.py --calibrate)
+    labelled = Capabilities(needs_labels=True, uses_labels=True, min_labelled_anomalies=2, fidelity="max_iter",
+                            cost=Cost(0.709, 0.30, 0.93))
     components = [
         Component("hist_gradient_boosting", "detector", HistGradientBoostingDetector, spaces["hist_gradient_boosting"],
                   labelled, "scikit-learn HistGradientBoostingClassifier on the labelled anomalies; log-odds score",
                   first_choice=not importable("catboost")),  # CatBoost, when installed, is the stronger default
         # its k-NN detectors score every training row: the same row limit as the knn detector
-        Component("xgbod", "detector", XGBODDetector, spaces["xgbod"], replace(labelled, max_rows=200_000),
+        Component("xgbod", "detector", XGBODDetector, spaces["xgbod"],
+                  replace(labelled, max_rows=200_000, cost=Cost(1.7, 0.53, 0.66)),
                   "XGBOD: boosted trees on the features plus cross-fitted unsupervised detector scores"),
     ]
     if importable("catboost"):
-        components.append(Component("catboost", "detector", CatBoostDetector, spaces["catboost"], labelled,
+        # the positive-unlabelled step (two models and a 3-fold cross-fit) triples its cost
+        catboost = replace(labelled, fidelity="iterations", cost=Cost(5.23, 0.18, 0.92))
+        components.append(Component("catboost", "detector", CatBoostDetector, spaces["catboost"], catboost,
                                     "CatBoost (oblivious boosted trees) on the labelled anomalies; log-odds score",
                                     first_choice=True))
     return components

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -106,3 +107,9 @@ sys.meta_path.insert(0, Block())
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# CatBoost is in the test extras (the product works without it): the tests that fit it say so, the rest
+# (selection rules, the protection rule, the fallback without it) run anyway; in CI it must be there
+needs_catboost = pytest.mark.skipif(importlib.util.find_spec("catboost") is None and not os.environ.get("CI"),
+                                    reason="CatBoost is not installed (pip install 'automl-od[catboost]')")

@@ -3,8 +3,6 @@ and the one-standard-error rule that keeps the label-aware default against a luc
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
 
 import numpy as np
@@ -17,12 +15,7 @@ from automl_od.errors import SearchNotice, UserInputError
 from automl_od.estimator import _best_trial, resolve_selection, supervised_prior
 from automl_od.registry import Registry, get_plugin_manager
 
-from conftest import CLI, blobs, run_without
-
-# CatBoost is in the test extras (the product works without it): the tests that fit it say so, the rest
-# (selection rules, the protection rule, the fallback without it) run anyway; in CI it must be there
-needs_catboost = pytest.mark.skipif(importlib.util.find_spec("catboost") is None and not os.environ.get("CI"),
-                                    reason="CatBoost is not installed (pip install 'automl-od[catboost]')")
+from conftest import CLI, blobs, needs_catboost, run_without
 
 
 @pytest.fixture(scope="module")
