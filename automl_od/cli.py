@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--address", help="connect to this Ray cluster (HOST:PORT or auto) instead of starting a local one")
     search.add_argument("--ray-auth-token-file", metavar="FILE", help="token file of a Ray cluster with token authentication")
     search.add_argument("--out", metavar="DIR", help="output folder (default: automl_od_runs/<data name>-<time>)")
-    search.add_argument("--seed", type=int, help="random seed (searches with one worker and a trial budget repeat exactly)")
+    search.add_argument("--seed", type=int, help="random seed (searches with one worker, a trial budget and --time-budget none repeat exactly)")
     search.add_argument("--resume", action="store_true", help="resume the interrupted search in --out, keeping its finished trials")
     search.add_argument("--contamination", type=_contamination, default="auto", help="expected share of anomalies for is_outlier ('auto' = 0.1, or 0.01 with --novelty)")
     search.add_argument("--novelty", action="store_true", help="the data is clean (no anomalies expected); changes the label-free reward and threshold")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import multiprocessing
+import os
+import socket
 import sys
 import time
 import traceback
@@ -60,6 +62,8 @@ class SearchData:
     key: str = field(default_factory=lambda: str(time.time_ns()))
     #: When the search's time is up (``time.time()``, comparable across processes): no trial runs past it.
     deadline: float | None = None
+    #: The process that made it (the driver), which computes and so must not fork (run_trial_isolated).
+    made_in: tuple[str, int] = field(default_factory=lambda: (socket.gethostname(), os.getpid()))
 
     def time_limit(self) -> float | None:
         """Seconds a trial starting now may run: ``trial_timeout_s``, cut at the search's deadline (None: no limit)."""
@@ -164,16 +168,17 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
     trial stuck in one long computation (a fit in C code never returns to Python to check its
     limit) is stopped too, with status ``timeout``; a child that dies gives a failed result.
 
-    The caller's process must not have computed with polars, OpenMP or BLAS threads before it forks
-    (their thread pools do not survive a fork, and a child that uses them waits forever): Ray's trial
-    workers only import, unpickle and fork (``automl_od.runner``). Without fork (not Linux) the
-    trial runs in this process and its limit is checked between folds and epochs only. A child
+    The forking process must not have computed with polars, OpenMP or BLAS threads (their thread
+    pools do not survive a fork, and a child that uses them waits forever): Ray's trial workers only
+    import, unpickle and fork (``automl_od.runner``). In the process that made ``data`` (the driver,
+    which has computed), and without fork (not Linux), the trial runs in this process and its limit
+    is checked between folds and epochs only. A child
     killed by a signal raises :class:`ProcessKilledError`."""
     limit = data.time_limit()
     if limit is not None and limit <= 0:
         return {"reward": FAILED_REWARD, "status": NOT_STARTED, "reason": "the search's time was up", "duration_s": 0.0,
                 "folds_done": 0}
-    if not can_isolate():
+    if not can_isolate() or (socket.gethostname(), os.getpid()) == data.made_in:  # not in a Ray worker: see above
         return run_trial(config, data, report, limit=limit)
     _warm_up()
     context = multiprocessing.get_context("fork")
