@@ -103,7 +103,7 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
     assert result.returncode == 0, result.stderr
     assert "dropping 1 constant column(s): constant" in result.stderr
     # the default time budget is said at the start; progress: trials, elapsed of the time budget
-    assert re.search(r"notice: time budget: 60 s, the default for 300 x \d+ \(60 s \+ 20 s per million cells", result.stderr)
+    assert re.search(r"notice: time budget: 60 s, the default for 315 x 4 \(60 s \+ 20 s per million cells", result.stderr)
     assert re.search(r"\[trial 3/3, \d+ s of 60 s\]", result.stderr) and "leaderboard" in result.stdout
     board = pl.read_csv(out / "leaderboard.csv")
     assert board.height == 3 and board.get_column("auroc").drop_nulls().len() >= 1
