@@ -27,14 +27,24 @@ from automl_od.budget import Clock
 from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
 from automl_od.spaces import SearchSpace
-from automl_od.trial import NOT_STARTED, SearchData, flatten_config, run_trial, run_trial_isolated
+from automl_od.trial import (
+    KILL_GRACE_S,
+    NOT_STARTED,
+    SearchData,
+    flatten_config,
+    run_trial,
+    run_trial_isolated,
+)
 
 TRIALS_FILE = "trials.jsonl"
 #: The reason recorded for a trial whose Ray worker died (not a failure of the configuration itself).
 LOST_WORKER = "its worker died"
 TUNE_DIR = "tune"
-#: Tune's time budget exceeds the search's by this much (see ``run_search``).
-TUNE_GRACE_S = 2.0
+#: Tune stops this long after the search's deadline (see ``run_search``).
+TUNE_GRACE_S = 1.0
+#: The running search's deadline (``time.time()``), read by its Tune stopper; a module global rather
+#: than the stopper's own state, which Tune restores from the interrupted run on ``--resume``.
+_DEADLINE: dict[str, float | None] = {"at": None}
 RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done",
                "resampling", "fold_rewards")
 
@@ -251,6 +261,21 @@ def _error_name(trial: Any) -> str:
     return "see Ray's logs"
 
 
+def _deadline_stopper() -> Any:
+    from ray.tune.stopper import Stopper
+
+    class DeadlineStopper(Stopper):
+        """Stops the experiment once the search's deadline (plus grace) has passed."""
+
+        def __call__(self, trial_id: str, result: dict) -> bool:
+            return False
+
+        def stop_all(self) -> bool:
+            return _DEADLINE["at"] is not None and time.time() > _DEADLINE["at"]
+
+    return DeadlineStopper()
+
+
 def _make_callback(recorder: _RecordTrials) -> Any:
     from ray.tune import Callback
 
@@ -295,6 +320,9 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, clock)
     if settings.time_budget_s is not None:  # every trial stops itself by the search's end (run_trial_isolated)
         data = dataclasses.replace(data, deadline=time.time() + settings.time_budget_s)
+    # trials running at the deadline stop themselves and report a timeout within KILL_GRACE_S; Tune
+    # stops the experiment (and starts nothing new) TUNE_GRACE_S after that
+    _DEADLINE["at"] = None if data.deadline is None else data.deadline + KILL_GRACE_S + TUNE_GRACE_S
     trainable = tune.with_resources(tune.with_parameters(_trainable, data=data),
                                     {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial})
     tune_dir = out_dir / TUNE_DIR
@@ -321,13 +349,11 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler, metric="reward", mode="max",
-                num_samples=settings.budget if settings.budget else -1, # trials running at the deadline stop themselves and are recorded as timeouts within
-                # KILL_GRACE_S; Tune's own stop would kill them unrecorded, so it comes a little later
-                time_budget_s=None if settings.time_budget_s is None else settings.time_budget_s + TUNE_GRACE_S,
+                num_samples=settings.budget if settings.budget else -1,
                 max_concurrent_trials=n_workers, reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=TUNE_DIR, storage_path=str(out_dir), verbose=0, log_to_file=False,
+                name=TUNE_DIR, storage_path=str(out_dir), verbose=0, log_to_file=False, stop=_deadline_stopper(),
                 callbacks=[_make_callback(recorder)],
                 # a trial whose worker dies (killed, out of memory, a lost node) runs once more
                 failure_config=tune.FailureConfig(max_failures=1, fail_fast=False),

@@ -226,12 +226,23 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
 
 
 def _isolated_child(config: dict[str, Any], data: SearchData, send: Any, limit: float | None, reports: bool) -> None:
+    _die_with_parent()
     known, imported = set(_RANKING_CACHE), set(sys.modules)
     result = run_trial(config, data, (lambda r: send.send(("report", r))) if reports else None, limit=limit,
                        on_fold=lambda done: send.send(("fold", done)))
     modules = [name for name in sys.modules if name not in imported]
     send.send(("result", (result, {k: v for k, v in _RANKING_CACHE.items() if k not in known}, modules)))
     send.close()
+
+
+def _die_with_parent() -> None:
+    """Linux: this process gets SIGKILL when the one that forked it ends (Ray kills a worker it
+    stops), so a trial never outlives its worker."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _warm_up(modules: list[str] | None = None) -> None:

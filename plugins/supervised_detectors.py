@@ -23,6 +23,7 @@ would let the search rate (and pick) a model it never validated with labels.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -39,8 +40,10 @@ _FLOAT_MAX = float(np.finfo(np.float64).max)
 #: CatBoost's ``negatives``: "all" unlabelled rows, or the "reliable" ones (see ``_reliable_rows``).
 NEGATIVES = ("all", "reliable")
 #: Fewest labelled anomalies for "reliable" negatives (fewer: one model on all rows), the folds
-#: and the iterations of the cross-fit that estimates which unlabelled rows are hidden anomalies.
-PU_MIN_LABELLED, PU_FOLDS, PU_ITERATIONS = 3, 3, 300
+#: of the cross-fit that estimates which unlabelled rows are hidden anomalies, and its iterations as
+#: a share of the model's (300 at the default 1,000: the cost of a fit stays proportional to
+#: ``iterations``, which a refit short of time lowers; see ``automl_od.budget``).
+PU_MIN_LABELLED, PU_FOLDS, PU_ITERATIONS_SHARE = 3, 3, 0.3
 #: At most this share of the unlabelled rows is dropped as likely hidden anomalies.
 PU_MAX_DROPPED = 0.5
 #: Training values are clipped to +-this before the synthetic rows' box is measured.
@@ -384,7 +387,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
     def _reliable_rows(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Indices of the rows to train on without the unlabelled rows most likely to be anomalies.
 
-        Cross-fitted probabilities of "labelled" (3 stratified folds, at most 300 iterations) give
+        Cross-fitted probabilities of "labelled" (3 stratified folds, 30 % of the iterations) give
         the labelled anomalies' mean held-out probability c, the share of anomalies that are
         labelled under Elkan & Noto's (KDD 2008) selected-completely-at-random assumption; the
         ``n_labelled * (1 - c) / c`` unlabelled rows that score highest, at most ``PU_MAX_DROPPED`` of them, are
@@ -394,7 +397,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         held_out = np.empty(len(y))
         folds = StratifiedKFold(PU_FOLDS, shuffle=True, random_state=self._seed)
         for train, test in folds.split(X, y):
-            model = self._catboost(X[train], y[train], iterations=min(PU_ITERATIONS, int(self.iterations)))
+            model = self._catboost(X[train], y[train], iterations=max(1, math.ceil(PU_ITERATIONS_SHARE * int(self.iterations))))
             held_out[test] = model.predict(X[test], prediction_type="Probability")[:, 1]
         n_labelled, unlabelled = int(y.sum()), np.flatnonzero(y == 0)
         c = float(np.clip(held_out[y == 1].mean(), 1e-3, 1.0))
