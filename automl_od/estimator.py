@@ -119,9 +119,18 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             raise UserInputError("give a trial budget, a time budget or both (budget=None and time_budget_s=None)")
         if self.budget is not None and (not isinstance(self.budget, int | np.integer) or self.budget < 1):
             raise UserInputError(f"budget must be a positive number of trials, got {self.budget!r}")
-        if self.time_budget_s != "auto" and self.time_budget_s is not None and not (
-                isinstance(self.time_budget_s, int | float | np.integer | np.floating) and self.time_budget_s > 0):
+        if self.time_budget_s != "auto" and self.time_budget_s is not None and not _positive(self.time_budget_s):
             raise UserInputError(f"time_budget_s must be a positive number of seconds, 'auto' or None, got {self.time_budget_s!r}")
+        for name, wanted, whole, least in (("n_workers", "concurrent trials", True, 1),
+                                           ("max_rows", "rows", True, MIN_ROWS),
+                                           ("trial_timeout_s", "seconds", False, 0)):
+            value = getattr(self, name)
+            if value is not None and not _positive(value, whole=whole, least=least):
+                bound = f", at least {least}," if least > 1 else " above 0"
+                raise UserInputError(f"{name} must be a {'whole ' if whole else ''}number of {wanted}{bound} or None, got {value!r}")
+        if self.meta_exclude is not None and (isinstance(self.meta_exclude, str) or not all(
+                isinstance(name, str) for name in self.meta_exclude)):
+            raise UserInputError(f"meta_exclude must be a list of library data set names or None, got {self.meta_exclude!r}")
         try:
             return resolve_contamination(self.contamination, novelty=self.novelty)
         except ValueError as exc:
@@ -476,6 +485,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         # string/categorical columns are welcome in pandas/polars frames; numpy input is numeric
         tags.non_deterministic = False
         return tags
+
+
+def _positive(value: Any, *, whole: bool = False, least: float = 0) -> bool:
+    """Whether ``value`` is a number (a whole one with ``whole``) above 0 and at least ``least``."""
+    kinds = (int, np.integer) if whole else (int, float, np.integer, np.floating)
+    return bool(isinstance(value, kinds) and not isinstance(value, bool) and value > 0 and value >= least)
 
 
 def _sample_rows(frame: pl.DataFrame, labels: np.ndarray | None, max_rows: int | None, seed: int | None) -> tuple[pl.DataFrame, np.ndarray | None, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -102,6 +103,22 @@ def test_bad_parameters_are_clear_errors(blob_data):
         AutoOD(budget=2).fit(X, np.full(len(X), 2))
     with pytest.raises(UserInputError, match="unknown controller"):
         AutoOD(budget=2, controller="nope").fit(X)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"n_workers": 0}, "n_workers must be a whole number of concurrent trials above 0 or None, got 0"),
+    ({"n_workers": 1.5}, "n_workers must be a whole number"),
+    ({"max_rows": 5}, "max_rows must be a whole number of rows, at least 10, or None, got 5"),
+    ({"trial_timeout_s": -1}, "trial_timeout_s must be a number of seconds above 0 or None, got -1"),
+    ({"trial_timeout_s": True}, "trial_timeout_s must be a number of seconds above 0"),
+    ({"time_budget_s": "soon"}, "time_budget_s must be a positive number of seconds, 'auto' or None"),
+    ({"meta_exclude": "cardio"}, "meta_exclude must be a list of library data set names or None, got 'cardio'"),
+])
+def test_every_numeric_and_list_parameter_is_checked_before_anything_runs(blob_data, params, message):
+    """Issue 16 (in part): max_rows, n_workers, trial_timeout_s and meta_exclude were never checked
+    (a string meta_exclude excluded its letters)."""
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        AutoOD(**params).fit(blob_data[0])
 
 
 def test_search_uses_the_outrank_ranker_with_a_searched_top_k(mixed_frame):
