@@ -183,8 +183,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         default = _default_config(registry, space) if plan.mode == "labelled" and self.defaults_first else None
         # the search ends early enough for the refit of its winner (predicted: the default's, if any)
         refit_s = predicted_seconds(registry.get("detector", default["detector"]), frame.height, width) if default else 0.0
-        left = clock.left()
-        search_s = None if left is None else left - clock.reserve(refit_s, tracking=tracker is not None)
+        left, reserve = clock.left(), clock.reserve(refit_s, tracking=tracker is not None)
+        search_s = None if left is None else left - reserve
         settings = SearchSettings(budget=self.budget, time_budget_s=search_s, controller=self.controller,
                                   seed=self.random_state, n_workers=self.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
                                   gpus_per_trial=resources.get("gpu", 0.0), address=self.address,
@@ -202,8 +202,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             else:
                 trials = run_search(data, space, settings, out_dir, resume=resume, on_record=on_record)
             if default is not None:  # the protected default lost its worker twice: run it in the driver
-                deadline = None if search_s is None else time.perf_counter() + max(0.0, (clock.left() or 0.0) - clock.reserve(
-                    refit_s, tracking=tracker is not None))
+                deadline = None if search_s is None else time.time() + max(0.0, (clock.left() or 0.0) - reserve)
                 trials += rerun_lost_trial(trials, lambda t: _is_default(t, default), data, out_dir, deadline=deadline,
                                            on_record=on_record, verbose=self.verbose)
         except BaseException as exc:
@@ -223,7 +222,6 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             warnings.warn(f"{default['detector']} with its defaults did not finish within the time budget, so it was not "
                           "validated; it is kept as the winner, since no candidate was shown to beat it (raise the time "
                           "budget to compare them)", SearchNotice, stacklevel=2)
-        self.leaderboard_ = leaderboard_frame(trials)
         best = _best_trial(trials, default=default)
         if best is None:
             if tracker:
@@ -253,10 +251,8 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                              f"(about {best.get('duration_s', 0):.0f} s) would overrun the time budget")
         if note:
             self._notice(note)
-            self.leaderboard_ = self.leaderboard_.with_columns(
-                reason=pl.when(pl.col("trial_id") == best.get("trial_id"))
-                .then(pl.concat_str([pl.col("reason").fill_null(""), pl.lit(note)], separator="; ").str.strip_chars("; "))
-                .otherwise(pl.col("reason")))
+            best["reason"] = "; ".join(filter(None, [best.get("reason"), note]))
+        self.leaderboard_ = leaderboard_frame(trials)
         self._finish(tracker, frame, labels, trials, validation=validation)
         if self.verbose:
             print(f"best: {best['detector']} reward {self.best_score_:.4f}", file=sys.stderr)

@@ -222,20 +222,21 @@ def rerun_lost_trial(trials: list[dict[str, Any]], wanted: Callable[[dict[str, A
                      verbose: bool = True, attempts: int = 3) -> list[dict[str, Any]]:
     """A trial that ``wanted`` picks out (the protected default) and that has no result because its
     worker died twice, run again in the driver (where no worker can be lost) until it has a result,
-    ``attempts`` runs or ``deadline`` (``time.perf_counter()``) pass; the new records."""
+    ``attempts`` runs or ``deadline`` (``time.time()``, as ``SearchData.deadline``) pass; the new records."""
     if any(wanted(t) and t.get("status") == "ok" for t in trials):
         return []
     lost = [t for t in trials if wanted(t) and LOST_WORKER in str(t.get("reason"))]
     if not lost:
         return []
     recorder = _RecordTrials(out_dir.resolve() / TRIALS_FILE, None, False, on_record)
+    if deadline is not None:
+        data = dataclasses.replace(data, deadline=deadline)
     rows = []
     for attempt in range(1, attempts + 1):
-        left = None if deadline is None else deadline - time.perf_counter()
-        if left is not None and left <= 0:
+        limit = data.time_limit()  # trial_timeout_s, cut at the deadline
+        if limit is not None and limit <= 0:
             break
-        limits = [v for v in (left, data.trial_timeout_s) if v is not None]
-        result = run_trial(lost[0]["config"], dataclasses.replace(data, trial_timeout_s=min(limits) if limits else None))
+        result = run_trial(lost[0]["config"], data, limit=limit)
         result.pop("traceback", None)
         row = trial_row(f"{lost[0]['trial_id']}_rerun{attempt}", lost[0]["config"], result)
         recorder.write(row)
@@ -316,8 +317,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
     if settings.gpus_per_trial and not ray.cluster_resources().get("GPU"):
         raise UserInputError(f"--gpus-per-trial {settings.gpus_per_trial} asked for GPUs, but the Ray cluster has none")
     trials_path = out_dir / TRIALS_FILE
-    clock = settings.clock or (Clock(settings.time_budget_s) if settings.time_budget_s is not None else None)
-    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record, clock)
+    recorder = _RecordTrials(trials_path, settings.budget, settings.verbose, on_record,
+                             settings.clock or Clock(settings.time_budget_s))
     if settings.time_budget_s is not None:  # every trial stops itself by the search's end (run_trial_isolated)
         data = dataclasses.replace(data, deadline=time.time() + settings.time_budget_s)
     # trials running at the deadline stop themselves and report a timeout within KILL_GRACE_S; Tune

@@ -37,6 +37,11 @@ NOT_STARTED = "not started"
 KILL_GRACE_S = 0.5
 
 
+def _unfinished(status: str, reason: str) -> dict[str, Any]:
+    """The result of a trial without a reward (failed, timeout, not started): the controller sees the worst one."""
+    return {"reward": FAILED_REWARD, "status": status, "reason": reason}
+
+
 class TrialTimeout(TrialFailed):
     """A trial ran past its time limit."""
 
@@ -145,8 +150,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             result = {"traceback": traceback.format_exc(limit=3)}
         else:
             result = {}
-        status = TIMEOUT if isinstance(exc, TrialTimeout) else "failed"
-        result.update({"reward": FAILED_REWARD, "status": status, "reason": reason})
+        result.update(_unfinished(TIMEOUT if isinstance(exc, TrialTimeout) else "failed", reason))
     if resampling:
         result["resampling"] = "; ".join(dict.fromkeys(resampling))
     result["duration_s"] = time.perf_counter() - started
@@ -176,8 +180,7 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
     killed by a signal raises :class:`ProcessKilledError`."""
     limit = data.time_limit()
     if limit is not None and limit <= 0:
-        return {"reward": FAILED_REWARD, "status": NOT_STARTED, "reason": "the search's time was up", "duration_s": 0.0,
-                "folds_done": 0}
+        return _unfinished(NOT_STARTED, "the search's time was up") | {"duration_s": 0.0, "folds_done": 0}
     if not can_isolate() or (socket.gethostname(), os.getpid()) == data.made_in:  # not in a Ray worker: see above
         return run_trial(config, data, report, limit=limit)
     _warm_up()
@@ -194,7 +197,7 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
         while result is None:
             wait = None if limit is None else limit + KILL_GRACE_S - (time.perf_counter() - started)
             if wait is not None and wait <= 0:
-                result = {"reward": FAILED_REWARD, "status": TIMEOUT, "reason": _timeout_reason(limit, folds_done, len(data.plan.folds))}
+                result = _unfinished(TIMEOUT, _timeout_reason(limit, folds_done, len(data.plan.folds)))
                 break
             if not receive.poll(wait):
                 continue
@@ -204,8 +207,7 @@ def run_trial_isolated(config: dict[str, Any], data: SearchData, report: Reporte
                 child.join(timeout=5)
                 if child.exitcode is not None and child.exitcode < 0:  # killed: out of memory, a crash in C code
                     raise ProcessKilledError(f"the trial's process was killed by signal {-child.exitcode}") from None
-                result = {"reward": FAILED_REWARD, "status": "failed",
-                          "reason": f"the trial's process exited with code {child.exitcode} without a result"}
+                result = _unfinished("failed", f"the trial's process exited with code {child.exitcode} without a result")
                 break
             if kind == "report" and report is not None:
                 report(payload)
