@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from automl_od.records import TrialRecord
 
 #: The default time budget of a search: BASE_S plus PER_MILLION_CELLS_S per million cells (rows x
 #: encoded columns, after ``max_rows``), at most MAX_S. 10,000 x 200 gets 100 s.
@@ -62,14 +65,14 @@ class Clock:
         return min(REFIT_SHARE * self.seconds, wanted)
 
 
-def predicted_seconds(component: Any, rows: int, columns: int, trial: dict[str, Any] | None = None,
+def predicted_seconds(component: Any, rows: int, columns: int, trial: TrialRecord | None = None,
                       train_rows: int | None = None) -> float:
     """Predicted seconds to fit ``component`` on ``rows`` (and score them): from ``trial`` (its
     seconds per finished fold, each fitted on ``train_rows``) when it finished one, else from the
     component's declared cost."""
     cost = component.capabilities.cost
-    if trial and trial.get("folds_done") and trial.get("duration_s") and train_rows:
-        per_fold = float(trial["duration_s"]) / int(trial["folds_done"])
+    if trial and trial.folds_done and trial.duration_s and train_rows:
+        per_fold = float(trial.duration_s) / int(trial.folds_done)
         return per_fold * (rows / train_rows) ** max(1.0, cost.rows_power)
     return cost.seconds(rows, columns)
 

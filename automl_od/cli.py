@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from automl_od.errors import AutoODError, SearchNotice, UserInputError
+from automl_od.selection import SELECTIONS
 
 EXIT_USAGE = 2
 DEFAULT_RANKER = "outrank"
@@ -109,14 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--address", help="connect to this Ray cluster (HOST:PORT or auto) instead of starting a local one")
     search.add_argument("--ray-auth-token-file", metavar="FILE", help="token file of a Ray cluster with token authentication")
     search.add_argument("--out", metavar="DIR", help="output folder (default: automl_od_runs/<data name>-<time>)")
-    search.add_argument("--seed", type=int, help="random seed (searches with one worker, a trial budget and --time-budget none repeat exactly)")
+    search.add_argument("--seed", type=int, default=0, help="random seed (default 0, as for rank; searches with one worker, a trial "
+                        "budget and --time-budget none repeat exactly)")
     search.add_argument("--resume", action="store_true", help="resume the interrupted search in --out, keeping its finished trials")
     search.add_argument("--contamination", type=_contamination, default="auto", help="expected share of anomalies for is_outlier ('auto' = 0.1, or 0.01 with --novelty)")
     search.add_argument("--novelty", action="store_true", help="the data is clean (no anomalies expected); changes the label-free reward and threshold")
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
-    search.add_argument("--selection", choices=["auto", "meta", "supervised", "search"], default="auto",
+    search.add_argument("--selection", choices=SELECTIONS, default="auto",
                         help="how the winner is chosen: search (trials with a validation reward), meta (no labels: the "
                         "meta-learned recommender picks an ensemble, no trials), supervised (labelled anomalies: the "
                         "label-aware default learns from them, no trials) or auto (default, with the default space: meta "
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--ranker", default=DEFAULT_RANKER, help=f"ranker name (see `automl-od plugins`; default {DEFAULT_RANKER})")
     rank.add_argument("--top", type=_positive_int, help="show only the N best columns")
     rank.add_argument("--out", metavar="DIR", help="write ranking.csv, ranking.json, quality.csv and ranking.png here")
-    rank.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    rank.add_argument("--seed", type=int, default=0, help="random seed (default 0, as for search)")
     rank.add_argument("--sample-rows", type=_positive_int, default=2_000_000, metavar="N",
                       help="rank on every k-th row so at most N rows are read (streamed; default 2000000)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -269,7 +271,7 @@ def _save_options(args: argparse.Namespace, out: Path) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from automl_od.estimator import AutoOD
-    from automl_od.runner import TRIALS_FILE
+    from automl_od.records import TRIALS_FILE
 
     if args.resume and not args.out:
         raise UserInputError("--resume needs --out: the folder of the interrupted search")
@@ -281,36 +283,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {str(out)!r} exists and is not a folder")
     if not args.resume and ((out / TRIALS_FILE).exists() or (out / "search.json").exists()):
         raise UserInputError(f"{str(out)!r} already holds a search; continue it with --resume or choose another --out")
-    from automl_od.estimator import MIN_ROWS, resolve_selection
-    from automl_od.registry import default_registry
-    from automl_od.spaces import resolve_space
-
-    if features.height < MIN_ROWS:
-        raise UserInputError(f"the search needs at least {MIN_ROWS} rows (3 validation folds), got {features.height}")
-    default_registry().get("controller", args.controller)
-    resolve_space(args.space, default_registry())  # fail on a bad space before anything starts
-    if args.address:
-        from automl_od.runner import probe_address
-
-        probe_address(args.address)
-    selection = resolve_selection(args.selection, y, novelty=args.novelty, space=args.space)
     timed = args.time_budget not in ("auto", None)  # a time budget of the user's own
     budget = args.budget if args.budget or timed else 20
-    for notice in notices:
-        print(f"notice: {notice}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
-        _save_options(args, out)
-    labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
-    how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
-        selection, f"budget {budget or '-'} trials, " + (f"{args.time_budget:g} s" if timed else f"time budget {args.time_budget or 'none'}"))
-    print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
-          file=sys.stderr)
-    if args.ray_auth_token_file:
-        os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(args.ray_auth_token_file).resolve())
     tracking: Any = False
     if not args.no_tracking:
-        from automl_od.tracking import TrackingSettings
+        from automl_od.settings import TrackingSettings
 
         tracking = TrackingSettings(uri=args.tracking_uri, experiment=args.experiment, alias=args.alias,
                                     required=not args.tracking_optional, example_rows=args.log_example_rows or 0,
@@ -323,6 +300,19 @@ def cmd_search(args: argparse.Namespace) -> int:
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
                    out_dir=str(out), verbose=not args.quiet, selection=args.selection)
+    selection = model.check(y, rows=features.height)  # the estimator's own checks, before anything starts
+    for notice in notices:
+        print(f"notice: {notice}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        _save_options(args, out)
+    labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
+    how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
+        selection, f"budget {budget or '-'} trials, " + (f"{args.time_budget:g} s" if timed else f"time budget {args.time_budget or 'none'}"))
+    print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
+          file=sys.stderr)
+    if args.ray_auth_token_file:
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(Path(args.ray_auth_token_file).resolve())
     try:
         with warnings.catch_warnings():
             default_show = warnings.showwarning

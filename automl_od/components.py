@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ComponentKind = Literal["detector", "ranker", "resampler", "controller"]
+#: The four plugin kinds (one registration hook each).
+COMPONENT_KINDS: tuple[ComponentKind, ...] = get_args(ComponentKind)
 
 
 def importable(module: str) -> bool:
@@ -23,6 +26,10 @@ def importable(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # an import hook that blocks it, a broken half-install
         return False
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
 
 #: The runner sets this environment variable in each trial to the device Ray assigned it
 #: ("cuda" or "cpu"); GPU-capable detectors read it (see ``automl_od.neural.resolve_device``).
@@ -92,6 +99,23 @@ class Capabilities:
     cost: Cost = field(default_factory=Cost)
     fidelity: str | None = None
 
+    def problems(self) -> list[str]:
+        """What is wrong with these values, one phrase each (empty: nothing). The registry refuses
+        a component whose capabilities have any (see :meth:`Component.problems`)."""
+        found = [f"`{name}` must be True or False, but got ({name}={getattr(self, name)!r})"
+                 for name in ("needs_labels", "uses_labels", "handles_categorical", "gpu", "iterative")
+                 if not isinstance(getattr(self, name), bool)]
+        if self.max_rows is not None and not (_is_int(self.max_rows) and self.max_rows > 0):
+            found.append(f"`max_rows` must be None or a positive int, but got (max_rows={self.max_rows!r})")
+        if not (_is_int(self.min_labelled_anomalies) and self.min_labelled_anomalies >= 1):
+            found.append("`min_labelled_anomalies` must be an int >= 1, but got "
+                         f"(min_labelled_anomalies={self.min_labelled_anomalies!r})")
+        if not isinstance(self.cost, Cost):
+            found.append(f"`cost` must be a Cost, but got (cost={self.cost!r})")
+        if self.fidelity is not None and not (isinstance(self.fidelity, str) and self.fidelity):
+            found.append(f"`fidelity` must be None or a parameter name, but got (fidelity={self.fidelity!r})")
+        return found
+
     @property
     def takes_labels(self) -> bool:
         """Whether ``fit`` receives y (and a resampler in front of it changes anything)."""
@@ -134,9 +158,47 @@ class Component:
     plugin_version: str = ""
     first_choice: bool = False
 
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration, one phrase each (empty: nothing): its kind, factory,
+        capabilities (:meth:`Capabilities.problems`; ``fidelity`` must be a factory parameter) and
+        default space (parsed by :func:`automl_od.spaces.component_space`, naming only parameters
+        the factory accepts). The registry refuses a component with any; cheap (no factory call)."""
+        from automl_od.errors import SpaceError
+        from automl_od.spaces import component_space
+
+        found = []
+        if not isinstance(self.name, str) or not self.name:
+            found.append(f"`name` must be a non-empty string, but got (name={self.name!r})")
+        if self.kind not in COMPONENT_KINDS:
+            found.append(f"`kind` must be one of {', '.join(COMPONENT_KINDS)}, but got (kind={self.kind!r})")
+        if not callable(self.factory):
+            return [*found, f"`factory` must be callable, but got (factory={self.factory!r})"]
+        accepted = self.accepted_parameters()
+        if not isinstance(self.capabilities, Capabilities):
+            found.append(f"`capabilities` must be a Capabilities, but got (capabilities={self.capabilities!r})")
+        else:
+            found += [f"capabilities: {problem}" for problem in self.capabilities.problems()]
+            fidelity = self.capabilities.fidelity
+            if isinstance(fidelity, str) and accepted is not None and fidelity not in accepted:
+                found.append(f"capabilities: `fidelity` must name a parameter of the factory, but got (fidelity={fidelity!r}); "
+                             f"accepted: {', '.join(sorted(accepted)) or 'none'}")
+        if self.kind == "controller" and accepted is not None and "seed" not in accepted:
+            found.append(f"a controller's factory must take `seed` (it is called as factory(seed=...)); it takes "
+                         f"{', '.join(sorted(accepted)) or 'nothing'}")
+        if self.kind in COMPONENT_KINDS:
+            try:
+                component_space(self, where="space")
+            except SpaceError as exc:
+                found.append(str(exc))
+        return found
+
     def accepted_parameters(self) -> set[str] | None:
-        """The keyword arguments the factory accepts, or None when it takes ``**kwargs``."""
-        signature = inspect.signature(self.factory)
+        """The keyword arguments the factory accepts, or None when it takes ``**kwargs`` (or has
+        no signature to read, as some builtins)."""
+        try:
+            signature = inspect.signature(self.factory)
+        except (TypeError, ValueError):
+            return None
         names = set()
         for parameter in signature.parameters.values():
             if parameter.kind is inspect.Parameter.VAR_KEYWORD:

@@ -13,8 +13,8 @@ labels at all. The mode is chosen from the labels once, on the driver:
   reward = 0.5 * mean AUROC over the folds that hold an anomaly (the anomaly's rank among the
   fold's other rows) + 0.5 * the label-free reward, so one lucky rank cannot decide alone.
 - ``label_free`` (no labelled anomaly, data may contain anomalies): agreement with a consensus.
-  A consensus of three dissimilar, cheap detectors (isolation forest, mean k-NN distance, and
-  per-feature empirical tail probabilities) is computed once on all rows; its top
+  A consensus of three dissimilar, cheap registered detectors (isolation forest, mean k-NN
+  distance, and ECOD's per-feature empirical tail probabilities) is computed once on all rows; its top
   ``contamination`` share (10 % for 'auto') are pseudo-anomalies, and the reward is the AUROC of
   a candidate's validation scores against these pseudo-labels. Limits: it favours detectors
   that see anomalies the way the consensus does, and it cannot reward a detector for finding
@@ -39,6 +39,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import KFold, RepeatedStratifiedKFold, StratifiedKFold
 
 from automl_od.data import TableEncoder, _is_categorical
+from automl_od.plugin_tools import bounding_box_outliers, rng
 
 N_FOLDS = 3
 MIN_LABELLED_FOR_FOLDS = 3
@@ -100,29 +101,44 @@ def make_plan(frame: pl.DataFrame, y: np.ndarray | None, *, novelty: bool = Fals
     return EvaluationPlan(mode, folds, y=y if n_labelled else None, pseudo_labels=pseudo, notes=notes)
 
 
-def consensus_scores(frame: pl.DataFrame, seed: int = 0) -> np.ndarray:
-    """Rank-averaged scores of three cheap, dissimilar detectors (higher = more abnormal)."""
+#: The label-free consensus: registered detectors (name, parameters), each fitted and scored on
+#: all rows: isolation, distance and per-feature tail views. The k-NN detector measures against
+#: at most CONSENSUS_REFERENCE_ROWS rows; its 11 neighbours are a training row itself (distance 0)
+#: and 10 others.
+CONSENSUS_REFERENCE_ROWS = 5000
+CONSENSUS_DETECTORS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("isolation_forest", {"n_estimators": 100}),
+    ("knn", {"n_neighbors": 11, "method": "mean", "max_train_rows": CONSENSUS_REFERENCE_ROWS}),
+    ("ecod", {"aggregation": "per_feature"}),
+)
+
+
+def consensus_scores(frame: pl.DataFrame, seed: int | None = 0) -> np.ndarray:
+    """Rank-averaged scores of three cheap, dissimilar registered detectors (higher = more abnormal).
+
+    ``seed`` None: fresh randomness (the seed policy of :mod:`automl_od.plugin_tools`).
+    """
     from scipy.stats import rankdata
-    from sklearn.ensemble import IsolationForest
-    from sklearn.neighbors import NearestNeighbors
+
+    from automl_od.registry import default_registry  # not at import: the registry loads the plugins
 
     X = TableEncoder().fit_transform(frame)
     n = len(X)
-    if X.shape[1] == 0:
+    if X.shape[1] == 0 or n == 0:
         return np.zeros(n)
-    rng = np.random.default_rng(seed)
-    forest = -IsolationForest(n_estimators=100, random_state=seed).fit(X).score_samples(X)
-    reference = X[rng.choice(n, size=min(n, 5000), replace=False)]
-    k = max(1, min(10, len(reference) - 1))
-    distances, _ = NearestNeighbors(n_neighbors=k + 1).fit(reference).kneighbors(X)
-    knn = distances[:, 1:].mean(axis=1)
-    # per-feature two-sided empirical tail probability, summed as -log (ECOD-like)
-    ranks = np.apply_along_axis(rankdata, 0, X) / (n + 1)
-    tails = -np.log(np.minimum(ranks, 1 - ranks + 1 / (n + 1))).sum(axis=1)
-    return np.mean([rankdata(s) / n for s in (forest, knn, tails)], axis=0)
+    registry = default_registry()
+    ranks = []
+    for name, params in CONSENSUS_DETECTORS:
+        detector = registry.get("detector", name).build(params, random_state=seed).fit(X)
+        ranks.append(rankdata(detector.anomaly_score(X)) / n)
+    return np.mean(ranks, axis=0)
 
 
-def consensus_pseudo_labels(frame: pl.DataFrame, *, contamination: float, seed: int = 0) -> np.ndarray:
+def consensus_pseudo_labels(frame: pl.DataFrame, *, contamination: float, seed: int | None = 0) -> np.ndarray:
+    """0/1 pseudo-labels: 1 for the top ``contamination`` share (at least one row) of the consensus.
+
+    The one pseudo-label function: the label-free reward and OutRank's label-free ranking use it.
+    """
     scores = consensus_scores(frame, seed)
     n_top = max(1, int(round(contamination * len(scores))))
     labels = np.zeros(len(scores), dtype=np.int64)
@@ -130,21 +146,20 @@ def consensus_pseudo_labels(frame: pl.DataFrame, *, contamination: float, seed: 
     return labels
 
 
-def synthetic_outliers(frame: pl.DataFrame, *, n_rows: int, seed: int = 0) -> pl.DataFrame:
-    """Rows drawn uniformly from the (10 % enlarged) bounding box / seen categories."""
-    rng = np.random.default_rng(seed)
-    columns: dict[str, Any] = {}
-    for name in frame.columns:
+def synthetic_outliers(frame: pl.DataFrame, *, n_rows: int, seed: int | None = 0) -> pl.DataFrame:
+    """Rows drawn uniformly from the (10 % enlarged) bounding box of the numeric columns
+    (:func:`automl_od.plugin_tools.bounding_box_outliers`) and from the seen categories."""
+    generator = rng(seed)
+    categorical = [name for name in frame.columns if _is_categorical(frame.schema[name])]
+    numeric = [name for name in frame.columns if name not in categorical]
+    values = frame.select(pl.col(name).cast(pl.Float64, strict=False) for name in numeric).to_numpy()
+    box = bounding_box_outliers(values.reshape(frame.height, len(numeric)), n_rows, generator)
+    columns: dict[str, Any] = {name: pl.Series(name, box[:, j]) for j, name in enumerate(numeric)}
+    for name in categorical:
         column = frame.get_column(name)
-        if _is_categorical(column.dtype):
-            seen = column.drop_nulls().unique().to_list() or [None]
-            columns[name] = pl.Series(name, [seen[i] for i in rng.integers(0, len(seen), n_rows)], dtype=column.dtype)
-            continue
-        numeric = column.cast(pl.Float64, strict=False).drop_nulls()
-        low, high = (float(numeric.min()), float(numeric.max())) if numeric.len() else (0.0, 0.0)  # type: ignore[arg-type]
-        margin = 0.1 * (high - low)
-        columns[name] = pl.Series(name, rng.uniform(low - margin, high + margin, n_rows))
-    return pl.DataFrame(columns)
+        seen = column.drop_nulls().unique(maintain_order=True).to_list() or [None]  # a repeatable order
+        columns[name] = pl.Series(name, [seen[i] for i in generator.integers(0, len(seen), n_rows)], dtype=column.dtype)
+    return pl.DataFrame({name: columns[name] for name in frame.columns})
 
 
 def _auroc(labels: np.ndarray, scores: np.ndarray) -> float | None:

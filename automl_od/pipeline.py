@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 
 from automl_od.data import InputSchema, TableEncoder, as_frame, has_column_names
 from automl_od.errors import TrialFailed, UserInputError
+from automl_od.plugin_tools import subsample_rows
 from automl_od.registry import Registry, default_registry
 from automl_od.scoring import EmpiricalScoreScale, ScikitLearnScoresMixin, resolve_contamination
 
@@ -165,11 +166,10 @@ class OutlierPipeline(_ScaledPipeline):
             # an unsupervised detector learns "normal": keep the known anomalies out of it
             fit_X, fit_y = fit_X[labels == 0], None
         if self.max_fit_rows is not None and len(fit_X) > self.max_fit_rows:
-            # the detector learns from a seeded row sample (labelled anomalies kept); every row is scored
-            rng = np.random.default_rng(0 if self.random_state is None else self.random_state)
-            kept = np.flatnonzero(fit_y == 1) if fit_y is not None else np.array([], dtype=np.int64)
-            others = np.setdiff1d(np.arange(len(fit_X)), kept)
-            rows = np.sort(np.r_[kept, rng.choice(others, size=max(0, min(len(others), self.max_fit_rows - len(kept))), replace=False)])
+            # the detector learns from a row sample (labelled anomalies kept), seeded even without a
+            # random_state so that a downsized refit repeats; every row is scored
+            rows = subsample_rows(len(fit_X), self.max_fit_rows, 0 if self.random_state is None else self.random_state,
+                                  keep=None if fit_y is None else fit_y == 1)
             self.downsized_.append(f"fitted on {len(rows)} of {len(fit_X)} rows")
             fit_X, fit_y = fit_X[rows], None if fit_y is None else fit_y[rows]
         self.detector_ = detector.build(self.detector_params, random_state=self.random_state)

@@ -78,12 +78,7 @@ class Registry:
             hook = getattr(self.pm.hook, hook_name)
             for impl in hook.get_hookimpls():
                 plugin_name = impl.plugin_name
-                for component in impl.function() or []:
-                    if not isinstance(component, Component) or component.kind != kind:
-                        raise PluginError(
-                            f"plugin {plugin_name!r}: {hook_name} must return {kind} Components, "
-                            f"got {component!r}"
-                        )
+                for component in _returned_components(impl.function(), kind, hook_name, plugin_name):
                     if component.name in table:
                         raise PluginError(
                             f"duplicate {kind} name {component.name!r}: registered by plugin "
@@ -130,6 +125,28 @@ class Registry:
                     {"kind": kind, "name": component.name, "description": component.description}
                 )
         return sorted(by_plugin.values(), key=lambda e: (not e["builtin"], e["name"]))
+
+
+def _returned_components(returned: Any, kind: ComponentKind, hook_name: str, plugin_name: str) -> list[Component]:
+    """What one hook implementation returned, checked: a list of sound ``kind`` Components (see
+    :meth:`Component.problems`); otherwise a PluginError naming the plugin, component and problem."""
+    if returned is None:
+        return []
+    if not isinstance(returned, list | tuple):
+        raise PluginError(f"plugin {plugin_name!r}: {hook_name} must return a list of {kind} Components, got {returned!r}")
+    for component in returned:
+        if not isinstance(component, Component) or component.kind != kind:
+            raise PluginError(
+                f"plugin {plugin_name!r}: {hook_name} must return {kind} Components, "
+                f"got {component!r}"
+            )
+        problems = component.problems()
+        if problems:
+            raise PluginError(
+                f"plugin {plugin_name!r} registers an invalid {kind} {component.name!r}: "
+                + "; ".join(problems)
+            )
+    return list(returned)
 
 
 def _own_version() -> str:

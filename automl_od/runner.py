@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -26,17 +25,10 @@ from typing import Any
 from automl_od.budget import Clock
 from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
+from automl_od.records import NOT_STARTED, TRIALS_FILE, TrialRecord, append_trial, read_trials
 from automl_od.spaces import SearchSpace
-from automl_od.trial import (
-    KILL_GRACE_S,
-    NOT_STARTED,
-    SearchData,
-    flatten_config,
-    run_trial,
-    run_trial_isolated,
-)
+from automl_od.trial import KILL_GRACE_S, SearchData, run_trial, run_trial_isolated
 
-TRIALS_FILE = "trials.jsonl"
 #: The reason recorded for a trial whose Ray worker died (not a failure of the configuration itself).
 LOST_WORKER = "its worker died"
 TUNE_DIR = "tune"
@@ -45,8 +37,6 @@ TUNE_GRACE_S = 1.0
 #: The running search's deadline (``time.time()``), read by its Tune stopper; a module global rather
 #: than the stopper's own state, which Tune restores from the interrupted run on ``--resume``.
 _DEADLINE: dict[str, float | None] = {"at": None}
-RESULT_KEYS = ("reward", "reward_std", "auroc", "auroc_std", "aupr", "aupr_std", "label_free", "status", "reason", "duration_s", "folds_done",
-               "resampling", "fold_rewards")
 
 
 @dataclass
@@ -143,7 +133,7 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_to
 class _RecordTrials:
     """Driver-side Tune callback: one JSON line per finished trial, plus progress lines."""
 
-    def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[dict[str, Any]], None] | None = None,
+    def __init__(self, path: Path, budget: int | None, verbose: bool, on_record: Callable[[TrialRecord], None] | None = None,
                  clock: Clock | None = None) -> None:
         self.path, self.budget, self.verbose, self.on_record = path, budget, verbose, on_record
         self.clock = clock or Clock(None)
@@ -175,57 +165,44 @@ class _RecordTrials:
     def record(self, trial: Any, result: dict[str, Any] | None, *, error: str | None = None) -> None:
         if (result or {}).get("status") == NOT_STARTED and error is None:
             return  # Tune started it after the search's time was up: it never ran
-        row = trial_row(trial.trial_id, trial.config.get("pipeline", {}), result or {})
-        if trial.trial_id in self.history:
-            row["history"] = self.history.pop(trial.trial_id)
+        record = TrialRecord.from_result(trial.trial_id, trial.config.get("pipeline"), result or {})
+        record.history = self.history.pop(trial.trial_id, None)
         if error is not None:
-            row.update(status="failed", reason=error, reward=None)
-        elif row.get("status") == "running":
-            row.update(status="stopped early", reason=f"stopped by the scheduler at epoch {(result or {}).get('epoch')}")
-        self.write(row)
+            record.status, record.reason, record.reward = "failed", error, None
+        elif record.status == "running":
+            record.status = "stopped early"
+            record.reason = f"stopped by the scheduler at epoch {(result or {}).get('epoch')}"
+        self.write(record)
 
-    def write(self, row: dict[str, Any]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(row, default=str) + "\n")
+    def write(self, record: TrialRecord) -> None:
+        append_trial(self.path, record)
         self.done += 1
-        if row.get("status") == "ok" and row.get("reward") is not None:
-            self.best = row["reward"] if self.best is None else max(self.best, row["reward"])
+        if record.validated:
+            self.best = record.reward if self.best is None else max(self.best, record.reward)  # type: ignore[type-var]
         if self.on_record:
-            self.on_record(row)
+            self.on_record(record)
         if self.verbose:
             total = f"/{self.budget}" if self.budget else ""
             best = "-" if self.best is None else f"{self.best:.4f}"
-            what = f"{row.get('detector', '?')}: {row.get('status')}"
-            if row.get("status") == "ok":
-                what += f" reward {row['reward']:.4f}"
-            elif row.get("reason"):
-                what += f" ({row['reason'][:80]})"
+            what = f"{record.detector}: {record.status}"
+            if record.validated:
+                what += f" reward {record.reward:.4f}"
+            elif record.reason:
+                what += f" ({record.reason[:80]})"
             elapsed = time.perf_counter() - self.clock.started
             clock = f"{elapsed:.0f} s" + (f" of {self.clock.seconds:.0f} s" if self.clock.seconds else "")
             print(f"[trial {self.done}{total}, {clock}] {what}; best so far {best}", file=sys.stderr, flush=True)
 
 
-def trial_row(trial_id: str, config: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """A trials.jsonl record: the flat configuration, the result's keys and the configuration itself."""
-    row: dict[str, Any] = {"trial_id": trial_id, **(flatten_config(config) if config else {})}
-    row.update({key: result[key] for key in RESULT_KEYS if key in result})
-    if "training_iteration" in result:
-        row["reports"] = result["training_iteration"]
-    if row.get("status") not in ("ok", "running"):  # failed, timeout: no reward to compare
-        row["reward"] = None
-    row["config"] = config
-    return row
-
-
-def rerun_lost_trial(trials: list[dict[str, Any]], wanted: Callable[[dict[str, Any]], bool], data: SearchData,
-                     out_dir: Path, *, deadline: float | None, on_record: Callable[[dict[str, Any]], None] | None = None,
-                     verbose: bool = True, attempts: int = 3) -> list[dict[str, Any]]:
+def rerun_lost_trial(trials: list[TrialRecord], wanted: Callable[[TrialRecord], bool], data: SearchData,
+                     out_dir: Path, *, deadline: float | None, on_record: Callable[[TrialRecord], None] | None = None,
+                     verbose: bool = True, attempts: int = 3) -> list[TrialRecord]:
     """A trial that ``wanted`` picks out (the protected default) and that has no result because its
     worker died twice, run again in the driver (where no worker can be lost) until it has a result,
     ``attempts`` runs or ``deadline`` (``time.time()``, as ``SearchData.deadline``) pass; the new records."""
-    if any(wanted(t) and t.get("status") == "ok" for t in trials):
+    if any(wanted(t) and t.ok for t in trials):
         return []
-    lost = [t for t in trials if wanted(t) and LOST_WORKER in str(t.get("reason"))]
+    lost = [t for t in trials if wanted(t) and LOST_WORKER in t.reason]
     if not lost:
         return []
     recorder = _RecordTrials(out_dir.resolve() / TRIALS_FILE, None, False, on_record)
@@ -236,15 +213,15 @@ def rerun_lost_trial(trials: list[dict[str, Any]], wanted: Callable[[dict[str, A
         limit = data.time_limit()  # trial_timeout_s, cut at the deadline
         if limit is not None and limit <= 0:
             break
-        result = run_trial(lost[0]["config"], data, limit=limit)
-        result.pop("traceback", None)
-        row = trial_row(f"{lost[0]['trial_id']}_rerun{attempt}", lost[0]["config"], result)
-        recorder.write(row)
-        rows.append(row)
+        config = lost[0].config
+        assert config is not None  # a lost trial was sampled
+        record = TrialRecord.from_result(f"{lost[0].trial_id}_rerun{attempt}", config, run_trial(config.to_dict(), data, limit=limit))
+        recorder.write(record)
+        rows.append(record)
         if verbose:
-            print(f"notice: reran {row.get('detector')} in the driver after its worker died: {row.get('status')}",
+            print(f"notice: reran {record.detector} in the driver after its worker died: {record.status}",
                   file=sys.stderr, flush=True)
-        if row.get("status") == "ok":
+        if record.ok:
             break
     return rows
 
@@ -298,7 +275,7 @@ def _make_callback(recorder: _RecordTrials) -> Any:
 
 
 def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, out_dir: Path, *, resume: bool = False,
-               on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+               on_record: Callable[[TrialRecord], None] | None = None) -> list[TrialRecord]:
     """Run (or resume) a search; return every recorded trial (also in ``out_dir/trials.jsonl``)."""
     init_ray(settings.address)
     import optuna
@@ -398,9 +375,3 @@ def _graceful_interrupt() -> Iterator[threading.Event]:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = previous_env
-
-
-def read_trials(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -33,7 +34,7 @@ from automl_od.errors import SpaceError
 if TYPE_CHECKING:
     import optuna
 
-    from automl_od.components import ComponentKind
+    from automl_od.components import Component, ComponentKind
     from automl_od.registry import Registry
 
 SECTIONS = {"detectors": "detector", "rankers": "ranker", "resamplers": "resampler"}
@@ -43,9 +44,22 @@ PRESETS = ("fast", "default", "deep")
 PIPELINE_PARAMETERS = {"ranker": {"keep"}, "detector": set(), "resampler": set()}
 
 
+#: The kinds of :class:`Parameter`: the three distributions and a fixed value.
+PARAMETER_KINDS = ("float", "int", "categorical", "fixed")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class Parameter:
-    """One parameter's domain; ``kind`` is float, int, categorical or fixed."""
+    """One parameter's domain; ``kind`` is float, int, categorical or fixed.
+
+    It checks itself when built, as Optuna's distributions do: a bad domain raises
+    :class:`SpaceError` naming the values ("`low <= high` must hold, but got (low=5, high=1)");
+    :func:`parse_parameter` adds where the domain was written.
+    """
 
     kind: str
     low: float | None = None
@@ -54,6 +68,38 @@ class Parameter:
     step: float | None = None
     choices: tuple[Any, ...] = ()
     value: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAMETER_KINDS:
+            raise SpaceError(f"`kind` must be one of {', '.join(PARAMETER_KINDS)}, but got (kind={self.kind!r})")
+        if self.kind == "categorical":
+            if not isinstance(self.choices, tuple | list) or not self.choices:
+                raise SpaceError(f"categorical needs a non-empty list 'choices', got {self.choices!r}")
+            object.__setattr__(self, "choices", tuple(self.choices))
+        if self.kind in ("float", "int"):
+            self._check_range()
+
+    def _check_range(self) -> None:
+        for key in ("low", "high"):
+            bound = getattr(self, key)
+            if bound is None:
+                raise SpaceError(f"type {self.kind} needs '{key}'")
+            if not _is_number(bound) or not math.isfinite(bound):
+                raise SpaceError(f"'{key}' must be a finite number, got {bound!r}")
+        low, high, step = float(self.low), float(self.high), self.step  # type: ignore[arg-type]
+        if not low <= high:
+            raise SpaceError(f"`low <= high` must hold, but got (low={self.low}, high={self.high})")
+        if not isinstance(self.log, bool):
+            raise SpaceError(f"'log' must be true or false, got {self.log!r}")
+        if self.log and not low > 0:
+            raise SpaceError(f"a log-scale range needs low > 0, but got (low={self.low}, high={self.high})")
+        if step is not None:
+            if not _is_number(step) or not 0 < step < math.inf:
+                raise SpaceError(f"'step' must be a positive number, got {step!r}")
+            if self.log:
+                raise SpaceError(f"'step' and 'log: true' cannot be combined, but got (step={step}, log=True)")
+        if self.kind == "int" and not all(float(v).is_integer() for v in (low, high, 1 if step is None else step)):
+            raise SpaceError(f"an int range needs whole numbers, but got (low={self.low}, high={self.high}, step={step})")
 
     def admits(self, value: Any) -> bool:
         """Whether ``value`` lies in this domain (a warm-start value must)."""
@@ -81,13 +127,15 @@ class Parameter:
 
 
 def parse_parameter(spec: Any, where: str) -> Parameter:
-    """Build and validate a :class:`Parameter` from its file form."""
+    """A :class:`Parameter` from its file form (a mapping with ``type``; anything else is a fixed
+    value). The domain checks are the Parameter's own; errors are prefixed with ``where``."""
     if not isinstance(spec, Mapping) or "type" not in spec:
         return Parameter("fixed", value=spec)
     kind = spec["type"]
+    # the file form: which types a file may name and which keys each takes (the domain checks are below)
     allowed = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"},
                "categorical": {"choices"}}
-    if kind not in allowed:
+    if not isinstance(kind, str) or kind not in allowed:
         raise SpaceError(
             f"{where}: unknown distribution type {kind!r}; use one of float, int, categorical "
             "(or a plain value for a fixed parameter)"
@@ -95,30 +143,12 @@ def parse_parameter(spec: Any, where: str) -> Parameter:
     unknown = set(spec) - allowed[kind] - {"type"}
     if unknown:
         raise SpaceError(f"{where}: unknown key(s) {sorted(unknown)} for type {kind}; allowed: {sorted(allowed[kind])}")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise SpaceError(f"{where}: categorical needs a non-empty list 'choices', got {choices!r}")
-        return Parameter("categorical", choices=tuple(choices))
-    for key in ("low", "high"):
-        if key not in spec:
-            raise SpaceError(f"{where}: type {kind} needs '{key}'")
-        if not isinstance(spec[key], int | float) or isinstance(spec[key], bool) or not math.isfinite(spec[key]):
-            raise SpaceError(f"{where}: '{key}' must be a finite number, got {spec[key]!r}")
-    low, high = spec["low"], spec["high"]
-    log, step = bool(spec.get("log", False)), spec.get("step")
-    if low > high:
-        raise SpaceError(f"{where}: `low <= high` must hold, but got (low={low}, high={high})")
-    if log and low <= 0:
-        raise SpaceError(f"{where}: a log-scale range needs low > 0, but got low={low}")
-    if step is not None:
-        if not isinstance(step, int | float) or step <= 0:
-            raise SpaceError(f"{where}: 'step' must be a positive number, got {step!r}")
-        if log:
-            raise SpaceError(f"{where}: 'step' and 'log: true' cannot be combined")
-    if kind == "int" and not all(float(v).is_integer() for v in (low, high, step or 1)):
-        raise SpaceError(f"{where}: an int range needs whole numbers, got low={low}, high={high}, step={step}")
-    return Parameter(kind, low=low, high=high, log=log, step=step)
+    try:
+        if kind == "categorical":
+            return Parameter(kind, choices=spec.get("choices"))  # type: ignore[arg-type]
+        return Parameter(kind, low=spec.get("low"), high=spec.get("high"), log=spec.get("log", False), step=spec.get("step"))
+    except SpaceError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -270,26 +300,38 @@ def _resolve_section(entries: Any, kind: str, section: str, where: str, registry
             raise SpaceError(
                 f"{where}: unknown {kind} {name!r} in '{section}'; registered: {', '.join(sorted(registered)) or 'none'}"
             )
-        component = registered[name]
-        merged = dict(component.space)
-        if overrides not in (None, "default"):
-            if not isinstance(overrides, Mapping):
-                raise SpaceError(f"{where}: {section}.{name} must be 'default' or a mapping of parameters, got {overrides!r}")
-            merged.update(overrides)
-        accepted = component.accepted_parameters()
-        params = {}
-        for pname, spec in merged.items():
-            path = f"{where}: {section}.{name}.{pname}"
-            if accepted is not None and pname not in accepted | PIPELINE_PARAMETERS[kind]:
-                raise SpaceError(
-                    f"{path}: {kind} {name!r} does not accept parameter {pname!r}; "
-                    f"accepted: {', '.join(sorted(accepted | PIPELINE_PARAMETERS[kind]))}"
-                )
-            params[pname] = parse_parameter(spec, path)
-        if kind == "ranker":
-            keep = params.get("keep", Parameter("fixed", value=1.0))
-            if keep.kind != "categorical" and not (0 < (keep.low if keep.kind != "fixed" else keep.value) <= (keep.high if keep.kind != "fixed" else keep.value) <= 1):  # type: ignore[operator]
-                raise SpaceError(f"{where}: {section}.{name}.keep must lie in (0, 1]")
-            params["keep"] = keep
-        resolved[name] = params
+        resolved[name] = component_space(registered[name], overrides, where=f"{where}: {section}.{name}")
     return resolved
+
+
+def component_space(component: Component, overrides: Any = None, *, where: str) -> dict[str, Parameter]:
+    """The parameter domains of ``component``: its registered space with ``overrides`` (a mapping of
+    parameters; None or "default" for none) merged over it, each parsed, and each one a parameter
+    the factory accepts (or the pipeline consumes, see ``PIPELINE_PARAMETERS``). The registry checks
+    every component's own space with this when it registers; errors start with ``where``."""
+    if not isinstance(component.space, Mapping):
+        raise SpaceError(f"{where}: a component's space must be a mapping of parameter names, got {component.space!r}")
+    merged = dict(component.space)
+    if overrides is not None and not (isinstance(overrides, str) and overrides == "default"):
+        if not isinstance(overrides, Mapping):
+            raise SpaceError(f"{where} must be 'default' or a mapping of parameters, got {overrides!r}")
+        merged.update(overrides)
+    kind, name = component.kind, component.name
+    accepted = component.accepted_parameters()
+    extra = PIPELINE_PARAMETERS.get(kind, set())
+    params = {}
+    for pname, spec in merged.items():
+        path = f"{where}.{pname}"
+        if accepted is not None and pname not in accepted | extra:
+            raise SpaceError(
+                f"{path}: {kind} {name!r} does not accept parameter {pname!r}; "
+                f"accepted: {', '.join(sorted(accepted | extra))}"
+            )
+        params[pname] = parse_parameter(spec, path)
+    if kind == "ranker":
+        keep = params.get("keep", Parameter("fixed", value=1.0))
+        bounds = {"fixed": [keep.value], "categorical": list(keep.choices)}.get(keep.kind, [keep.low, keep.high])
+        if not all(_is_number(v) and 0 < v <= 1 for v in bounds):
+            raise SpaceError(f"{where}.keep must lie in (0, 1], but got {', '.join(map(repr, bounds))}")
+        params["keep"] = keep
+    return params

@@ -27,10 +27,9 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import mlflow.pyfunc
@@ -42,7 +41,11 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from automl_od.errors import SearchNotice, UserInputError
-from automl_od.runner import RESULT_KEYS, TRIALS_FILE, read_trials
+from automl_od.records import METRICS, TRIALS_FILE, TrialRecord, read_trials
+from automl_od.settings import TrackingSettings
+
+if TYPE_CHECKING:
+    from automl_od.selection import Selection
 
 HOME_ENV = "AUTOML_OD_HOME"
 TRACKING_FILE = "tracking.json"  # in a search's --out folder: the parent run, for --resume
@@ -54,21 +57,6 @@ _GIVE_UP_AFTER = 3  # consecutive logging failures before tracking stops trying 
 
 class TrackingUnavailable(UserInputError):
     """The tracking store cannot be reached or used; raised before the search starts."""
-
-
-@dataclass
-class TrackingSettings:
-    """Where and what to log. ``required=False`` runs the search untracked (with a notice)
-    when the store is unreachable; ``example_rows`` > 0 puts that many real rows in the
-    model's input example (the default builds one from the schema, so no data lands there)."""
-
-    uri: str | None = None
-    experiment: str = "automl-od"
-    register_as: str | None = None
-    alias: str = "champion"
-    required: bool = True
-    example_rows: int = 0
-    run_name: str | None = None
 
 
 def tracking_home() -> Path:
@@ -188,7 +176,7 @@ class SearchTracker:
                 client.update_run(state["run_id"], status="RUNNING")
                 tracker = cls(client, uri, state["run_id"], settings)
                 rows = read_trials(saved.with_name(TRIALS_FILE))  # the runner's record of the finished trials
-                rewards = [r["reward"] for r in rows if r.get("status") == "ok" and r.get("reward") is not None]
+                rewards = [float(r.reward) for r in rows if r.reward is not None and r.ok]
                 tracker._trials, tracker._best = len(rows), max(rewards, default=None)
                 return tracker
         run = client.create_run(experiment_id, run_name=settings.run_name, tags={"automl_od.kind": "search"})
@@ -219,30 +207,29 @@ class SearchTracker:
         self._failures_in_a_row = 0
         return result
 
-    def log_trial(self, row: dict[str, Any], plugins: dict[str, str] | None = None) -> None:
+    def log_trial(self, record: TrialRecord, plugins: dict[str, str] | None = None) -> None:
         """One nested child run per recorded trial: parameters, metrics, status, reason, timing,
         plugin versions, and the per-epoch validation rewards as metric steps."""
         self._trials += 1
-        if row.get("status") == "ok" and row.get("reward") is not None:
-            self._best = row["reward"] if self._best is None else max(self._best, row["reward"])
+        if record.validated:
+            self._best = record.reward if self._best is None else max(self._best, record.reward)  # type: ignore[type-var]
         now = int(time.time() * 1000)
-        started = now - int(1000 * float(row.get("duration_s") or 0.0))
-        config = row.get("config") or {}
-        params = [Param(k, _text(v)) for k, v in row.items()
-                  if k in ("detector", "ranker", "keep", "resampler") or k.startswith(("detector.", "ranker.", "resampler."))]
-        metrics = [Metric(k, float(row[k]), now, 0) for k in RESULT_KEYS  # the numeric ones; the rest are tags
-                   if isinstance(row.get(k), int | float) and np.isfinite(row[k])]
-        metrics += [Metric("epoch_reward", float(reward), now, int(epoch)) for epoch, reward in row.get("history") or []
+        started = now - int(1000 * float(record.duration_s or 0.0))
+        config = record.config
+        params = [Param(k, _text(v)) for k, v in (config.flatten() if config else {}).items()]
+        metrics = [Metric(k, float(getattr(record, k)), now, 0) for k in METRICS
+                   if isinstance(getattr(record, k), int | float) and np.isfinite(getattr(record, k))]
+        metrics += [Metric("epoch_reward", float(reward), now, int(epoch)) for epoch, reward in record.history or []
                     if reward is not None and np.isfinite(reward)]
-        status = str(row.get("status", "failed"))
-        tags = {MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: f"trial {self._trials}: {row.get('detector', '?')}",
-                "status": status, "trial_id": str(row.get("trial_id"))}
-        if row.get("reason"):
-            tags["failure_reason"] = str(row["reason"])[:5000]
-        if row.get("resampling"):
-            tags["resampling"] = str(row["resampling"])[:5000]
+        status = record.status
+        tags = {MLFLOW_PARENT_RUN_ID: self.run_id, MLFLOW_RUN_NAME: f"trial {self._trials}: {record.detector}",
+                "status": status, "trial_id": record.trial_id}
+        if record.reason:
+            tags["failure_reason"] = record.reason[:5000]
+        if record.resampling:
+            tags["resampling"] = record.resampling[:5000]
         for kind in ("detector", "ranker", "resampler"):
-            name = config.get(kind)
+            name = getattr(config, kind) if config else None
             if name and plugins and name in plugins:
                 tags[f"plugin.{kind}"] = plugins[name]
 
@@ -253,51 +240,44 @@ class SearchTracker:
             if self._best is not None:
                 self.client.log_metric(self.run_id, "best_reward", self._best, now, self._trials)
 
-        self._safely(f"trial {row.get('trial_id')}", log)
+        self._safely(f"trial {record.trial_id}", log)
 
     def _experiment_id(self) -> str:
         if not hasattr(self, "_experiment"):
             self._experiment = self.client.get_run(self.run_id).info.experiment_id
         return self._experiment
 
-    def finish(self, model: Any, frame: pl.DataFrame, labels: np.ndarray | None, trials: list[dict[str, Any]], *,
-               validation: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Leaderboard, plots and the winning pipeline (a pyfunc model, registered with
-        ``register_as``); then close the parent run. ``validation`` holds labels and the winner's
-        out-of-fold scores, for ROC and precision-recall curves that are not in-sample."""
-        run_id, now = self.run_id, int(time.time() * 1000)
+    def finish(self, selection: Selection, frame: pl.DataFrame, *, columns: int) -> None:
+        """The trials (unless the search logged them as they finished), the leaderboard, plots and the
+        winning pipeline (a pyfunc model, registered with ``register_as``); then close the parent run.
+        The selection's ``validation`` (labels and the winner's out-of-fold scores) gives ROC and
+        precision-recall curves that are not in-sample. ``columns``: the user's columns."""
+        if not selection.logged:
+            for record in selection.trials:
+                self.log_trial(record)
+        run_id, now, board = self.run_id, int(time.time() * 1000), selection.leaderboard
         self._safely("summary", lambda: self.client.log_batch(run_id, metrics=[
-            *([Metric("best_reward", float(model.best_score_), now, self._trials)] if np.isfinite(model.best_score_) else []),
-            Metric("trials", float(model.leaderboard_.height), now, 0),
-            Metric("failed_trials", float((model.leaderboard_.get_column("status") != "ok").sum()), now, 0),
-        ], tags=[RunTag("best_detector", str(model.best_config_["detector"])), RunTag("evaluation", str(model.evaluation_))]))
+            *([Metric("best_reward", selection.score, now, self._trials)] if np.isfinite(selection.score) else []),
+            Metric("trials", float(board.height), now, 0),
+            Metric("failed_trials", float((board.get_column("status") != "ok").sum()), now, 0),
+        ], tags=[RunTag("best_detector", selection.config.detector), RunTag("evaluation", selection.evaluation)]))
         with tempfile.TemporaryDirectory(prefix="automl_od_mlflow_") as tmp:
-            board = Path(tmp) / "leaderboard.csv"
-            model.leaderboard_.write_csv(board)
-            self._safely("leaderboard", lambda: self.client.log_artifact(run_id, str(board)))
-            for name, figure in self._safely("plots", lambda: _plots(model, frame, trials, validation)) or []:
+            path = Path(tmp) / "leaderboard.csv"
+            board.write_csv(path)
+            self._safely("leaderboard", lambda: self.client.log_artifact(run_id, str(path)))
+            for name, figure in self._safely("plots", lambda: _plots(selection, frame)) or []:
                 self._safely(f"plot {name}", lambda name=name, figure=figure: self.client.log_figure(run_id, figure, f"plots/{name}.png"))
                 _close(figure)
-            self.model_uri = self._safely("model", lambda: log_pipeline_model(self, model, frame, Path(tmp)))
+            self.model_uri = self._safely("model", lambda: log_pipeline_model(self, selection.pipeline, frame, Path(tmp)))
         if self.model_uri and self.settings.register_as:
-            self.registered_version = self._safely("registration", lambda: self._register(model))
+            description = f"automl-od run {self.run_id}: {selection.description}; {frame.height} rows x {columns} columns."
+            self.registered_version = self._safely("registration", lambda: self._register(description))
         self._safely("run status", lambda: self.client.set_terminated(run_id, "FINISHED"))
 
-    def _register(self, model: Any) -> str:
+    def _register(self, description: str) -> str:
         name, alias = str(self.settings.register_as), self.settings.alias
         with _tracking_uri(self.uri):
             version = mlflow.register_model(str(self.model_uri), name, await_registration_for=60).version
-        if getattr(model, "selection_", "search") == "meta":
-            description = (f"automl-od run {self.run_id}: rank-averaged ensemble of "
-                           f"{', '.join(model.meta_choice_.members)}, chosen without labels ({model.evaluation_}: "
-                           f"{model.best_score_:.4f}); {model.sampled_rows_} rows x {model.n_features_in_} columns.")
-        elif getattr(model, "selection_", "search") == "supervised":
-            description = (f"automl-od run {self.run_id}: {model.best_config_['detector']} with its defaults, "
-                           f"{model.evaluation_}; {model.sampled_rows_} rows x {model.n_features_in_} columns.")
-        else:
-            description = (f"automl-od search run {self.run_id}: {model.best_config_['detector']} with validation reward "
-                           f"{model.best_score_:.4f} ({model.evaluation_}); {model.sampled_rows_} rows x "
-                           f"{model.n_features_in_} columns; budget {model.budget}, controller {model.controller}.")
         self.client.update_model_version(name, str(version), description=description)
         self.client.set_registered_model_alias(name, alias, str(version))
         return str(version)
@@ -309,6 +289,20 @@ class SearchTracker:
         if self.errors:
             shown = "; ".join(self.errors[:3]) + (f"; and {len(self.errors) - 3} more" if len(self.errors) > 3 else "")
             warnings.warn(f"tracking: {len(self.errors)} item(s) were not logged to {self.uri}: {shown}", SearchNotice, stacklevel=3)
+
+
+@contextlib.contextmanager
+def tracked_run(settings: TrackingSettings, params: dict[str, Any], schema: dict[str, Any], *, out_dir: Path | None = None,
+                resume: bool = False) -> Iterator[SearchTracker | None]:
+    """The parent run of one fit, open while the fit runs: ended FAILED (KILLED on an interrupt) when
+    the fit raises; the fit ends it FINISHED with :meth:`SearchTracker.finish`."""
+    tracker = SearchTracker.start(settings, params, schema, out_dir=out_dir, resume=resume)
+    try:
+        yield tracker
+    except BaseException as exc:
+        if tracker:
+            tracker.abort("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
 
 
 @contextlib.contextmanager
@@ -343,28 +337,27 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _plots(model: Any, frame: pl.DataFrame, trials: list[dict[str, Any]],
-           validation: tuple[np.ndarray, np.ndarray] | None) -> list[tuple[str, Any]]:
+def _plots(selection: Selection, frame: pl.DataFrame) -> list[tuple[str, Any]]:
     """What the choice was based on: the search's best-so-far reward against trials, or the
     recommender's predicted AUROC per candidate (no trials ran); the winner's raw scores on the
-    search rows with the is_outlier threshold; with ``validation``, ROC and precision-recall
-    curves of the winner's out-of-fold scores."""
+    search rows with the is_outlier threshold; with the selection's ``validation``, ROC and
+    precision-recall curves of the winner's out-of-fold scores."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
     figures = []
-    selection = getattr(model, "selection_", "search")
-    if selection == "meta":
-        board = model.leaderboard_
+    trials, validation = selection.trials, selection.validation
+    if selection.strategy == "meta":
+        board = selection.leaderboard
         fig, ax = plt.subplots(figsize=(7, 0.35 * board.height + 1.5))
         ax.barh(board.get_column("detector").to_list()[::-1], board.get_column("reward").to_list()[::-1], color="#4477aa")
         ax.set(xlabel="predicted test AUROC (meta-learned, from the nearest library sets)",
                title="recommended ensembles (no trials ran)")
         figures.append(("recommendations", fig))
-    elif selection == "search":
-        rewards = np.array([t["reward"] if t.get("status") == "ok" and t.get("reward") is not None else np.nan for t in trials], dtype=float)
+    elif selection.strategy == "search":
+        rewards = np.array([t.reward if t.validated else np.nan for t in trials], dtype=float)
         best = np.fmax.accumulate(np.where(np.isnan(rewards), -np.inf, rewards)) if len(rewards) else rewards
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(np.arange(1, len(rewards) + 1), rewards, "o", alpha=0.5, label="trial reward (failed: missing)")
@@ -372,7 +365,7 @@ def _plots(model: Any, frame: pl.DataFrame, trials: list[dict[str, Any]],
         ax.set(xlabel="trial (in finishing order)", ylabel="validation reward", title="search progress")
         ax.legend()
         figures.append(("best_so_far", fig))
-    pipeline = model.best_pipeline_
+    pipeline = selection.pipeline
     raw = pipeline.raw_score(frame)
     # the raw score at which is_outlier starts: the empirical scale's inverse at the threshold
     cut = float(np.interp(pipeline.threshold_, pipeline.scale_.positions_, pipeline.scale_.reference_))
@@ -380,7 +373,7 @@ def _plots(model: Any, frame: pl.DataFrame, trials: list[dict[str, Any]],
     ax.hist(raw, bins=60, color="grey")
     ax.axvline(cut, color="red", label=f"is_outlier threshold (top {1 - pipeline.threshold_:.0%} of training rows)")
     ax.set(xlabel="raw score (detector's own scale, higher = more abnormal)", ylabel="rows",
-           title=f"winner's scores on the search rows ({model.best_config_['detector']})")
+           title=f"winner's scores on the search rows ({selection.config.detector})")
     ax.legend()
     figures.append(("score_distribution", fig))
     if validation is not None and 0 < validation[0].sum() < len(validation[0]):
@@ -550,12 +543,12 @@ def model_requirements(pipeline_file: Path, example: Any, tmp: Path, code_root: 
     return pins
 
 
-def log_pipeline_model(tracker: SearchTracker, model: Any, frame: pl.DataFrame, tmp: Path) -> str:
+def log_pipeline_model(tracker: SearchTracker, pipeline: Any, frame: pl.DataFrame, tmp: Path) -> str:
     """Log the fitted winner into the parent run as a self-contained pyfunc model; its URI."""
     import pickle
 
     pipeline_file = tmp / PIPELINE_FILE
-    pipeline_file.write_bytes(pickle.dumps(model.best_pipeline_))
+    pipeline_file.write_bytes(pickle.dumps(pipeline))
     signature, example = signature_and_example(frame, tracker.settings.example_rows)
     code = _stage_code(tmp / "code")
     requirements = model_requirements(pipeline_file, example, tmp, code.parent)

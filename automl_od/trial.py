@@ -26,13 +26,10 @@ from automl_od.data import InputSchema
 from automl_od.errors import TrialFailed
 from automl_od.evaluation import FAILED_REWARD, EvaluationPlan, combine, fold_metrics
 from automl_od.pipeline import OutlierPipeline
+from automl_od.records import NOT_STARTED, TIMEOUT
 
 Reporter = Callable[[dict[str, Any]], None]
 
-#: The status of a trial stopped at its time limit (its share of the time budget, or ``trial_timeout_s``).
-TIMEOUT = "timeout"
-#: The status of a trial that Tune started after the search's time was up (not recorded).
-NOT_STARTED = "not started"
 #: A trial run in a child process is killed this long after its limit, if it has not stopped itself.
 KILL_GRACE_S = 0.5
 
@@ -280,13 +277,3 @@ def _synthetic_scores(pipeline: OutlierPipeline, plan: EvaluationPlan) -> np.nda
     if plan.synthetic is None:
         return None
     return pipeline._raw(pipeline.transform_features(plan.synthetic))
-
-
-def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Readable, flat parameter names for leaderboards and trackers."""
-    flat: dict[str, Any] = {"detector": config["detector"], "ranker": config["ranker"], "keep": config["keep"],
-                            "resampler": config.get("resampler") or ""}
-    for kind in ("detector", "ranker", "resampler"):
-        for name, value in (config.get(f"{kind}_params") or {}).items():
-            flat[f"{kind}.{name}"] = value
-    return flat

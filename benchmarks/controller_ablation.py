@@ -163,7 +163,7 @@ class Surrogate:
         return out
 
     def nearest(self, config: dict[str, Any]) -> Entry:
-        from automl_od.trial import flatten_config
+        from automl_od.records import flatten_config
 
         proposal = json.loads(json.dumps(flatten_config(config), default=str))  # the table's representation
         candidates = self.by_detector.get(proposal["detector"]) or self.entries

@@ -109,10 +109,10 @@ class Setting:
 
 def search_space(registry: Any, n_rows: int, labels: np.ndarray | None) -> Any:
     """The default space as ``AutoOD.fit`` restricts it for the data, minus the deep detectors."""
-    from automl_od.estimator import _fit_space
+    from automl_od.selection import fit_space
     from automl_od.spaces import resolve_space
 
-    space, _ = _fit_space(resolve_space("default", registry), registry, n_rows, labels)
+    space, _ = fit_space(resolve_space("default", registry), registry, n_rows, labels)
     return space.restricted("detector", [n for n in space.names("detector") if n not in DEEP_DETECTORS])
 
 
@@ -156,7 +156,7 @@ def sample_configs(setting: Setting, n: int, sample_seed: int) -> list[dict[str,
 
 
 def config_json(config: dict[str, Any]) -> str:
-    from automl_od.trial import flatten_config
+    from automl_od.records import flatten_config
 
     return json.dumps(flatten_config(config), sort_keys=True, default=str)
 

@@ -314,8 +314,10 @@ def apply_tweaks(tweaks: set[str], breakdown: bool) -> None:
             runner._trainable = _class_trainable()  # type: ignore[assignment]
     elif breakdown:
         runner._trainable = _stamped_trainable
-    if (breakdown or "class" in tweaks) and "t_start" not in runner.RESULT_KEYS:
-        runner.RESULT_KEYS = (*runner.RESULT_KEYS, "t_start", "t_end", "pid", "t_proc")  # type: ignore[misc]
+    if breakdown or "class" in tweaks:
+        from automl_od import records
+
+        records.EXTRA_RESULT_KEYS = ("t_start", "t_end", "pid", "t_proc")  # kept in each TrialRecord's extra
 
 
 # --------------------------------------------------------------------------- the two paths
@@ -331,14 +333,14 @@ def run_tune(data: Any, space: Any, args: argparse.Namespace, seed: int) -> Meas
             apply_tweaks(args.tweak_set, args.breakdown)
             rows = run_search(data, space, settings, Path(out_dir))
             wall = time.perf_counter() - started
-    failed = [r for r in rows if r.get("status") != "ok"]
+    failed = [r for r in rows if not r.ok]
     if len(rows) != args.trials or failed:
         raise SystemExit(f"Tune path: {len(rows)} trials recorded, {len(failed)} not ok: "
-                         f"{failed[0].get('reason') if failed else ''}")
-    timeline = [{"start": r["t_start"] - started_wall, "end": r["t_end"] - started_wall, "pid": r["pid"],
-                 "proc": None if r.get("t_proc") is None else r["t_proc"] - started_wall}
-                for r in rows if "t_start" in r]
-    return Measurement(wall, [float(r["duration_s"]) for r in rows], os.getloadavg()[0], meter.seconds,
+                         f"{failed[0].reason if failed else ''}")
+    stamps = [r.extra for r in rows if "t_start" in r.extra]
+    timeline = [{"start": s["t_start"] - started_wall, "end": s["t_end"] - started_wall, "pid": s["pid"],
+                 "proc": None if s.get("t_proc") is None else s["t_proc"] - started_wall} for s in stamps]
+    return Measurement(wall, [float(r.duration_s or 0.0) for r in rows], os.getloadavg()[0], meter.seconds,
                        meter.by_group() if meter.ok else {}, timeline)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component
 from automl_od.errors import TrialFailed
-from automl_od.plugins.sklearn_detectors import _subsample
+from automl_od.plugin_tools import check_binary_labels, rng, subsample_rows
 from automl_od.spaces import builtin_space_file
 
 
@@ -54,15 +54,11 @@ class AutoencoderDetector:
     def _training_rows(self, X: np.ndarray, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """At most ``max_train_rows`` rows (seeded); labelled anomalies are always kept."""
         if not self.uses_labels or y is None:
-            return _subsample(X, self.max_train_rows, self.random_state), None
-        labels = (np.asarray(y) == 1).astype(np.int64)
-        if len(X) > self.max_train_rows:
-            others = np.flatnonzero(labels == 0)
-            n_keep = max(0, int(self.max_train_rows) - int(labels.sum()))
-            keep = np.random.default_rng(self.random_state).choice(others, size=min(n_keep, len(others)), replace=False)
-            rows = np.sort(np.r_[np.flatnonzero(labels == 1), keep])
-            X, labels = X[rows], labels[rows]
-        return X, labels
+            return X[subsample_rows(len(X), self.max_train_rows, self.random_state)], None
+        labels = check_binary_labels(y, len(X), name=type(self).__name__)
+        assert labels is not None
+        rows = subsample_rows(len(X), self.max_train_rows, self.random_state, keep=labels == 1)
+        return X[rows], labels[rows]
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, epoch_callback: Any = None) -> AutoencoderDetector:
         from automl_od import neural
@@ -80,7 +76,7 @@ class AutoencoderDetector:
         # mean shift moves towards the data the network learns as normal
         reference = z if labels is None or labels.all() else z[labels == 0]
         self.mss_ = MeanShiftScorer(self.mss_k, self.mss_steps, random_state=self.random_state).fit(reference) if self.mss else None
-        seeds = [int(s) for s in np.random.default_rng(self.random_state).integers(2**31 - 1, size=int(self.n_models))]
+        seeds = [int(s) for s in rng(self.random_state).integers(2**31 - 1, size=int(self.n_models))]
         settings = neural.TrainingSettings(
             epochs=self.epochs_run_, lr=float(self.lr), lr_halving_epochs=int(self.lr_halving_epochs),
             batch_size=None if self.batch_size == "full" else int(self.batch_size), activation=self.activation,

@@ -15,24 +15,8 @@ import numpy as np
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component, Cost
 from automl_od.errors import TrialFailed
-from automl_od.plugins.sklearn_detectors import _subsample
+from automl_od.plugin_tools import bounded, finite_scores, subsample_rows
 from automl_od.spaces import builtin_space_file
-
-_FLOAT_MAX = float(np.finfo(np.float64).max)
-
-
-#: Inputs are clipped to +-this before distances or likelihoods: squares of it stay finite.
-_BOUND = 1e100
-
-
-def _bounded(X: np.ndarray) -> np.ndarray:
-    """X as float64 with values beyond +-1e100 (no real feature, but 1e300 overflows x**2) clipped."""
-    return np.clip(np.asarray(X, dtype=np.float64), -_BOUND, _BOUND)
-
-
-def _finite(scores: np.ndarray) -> np.ndarray:
-    """Scores with +inf (e.g. a squared distance that overflowed) clipped to the largest float."""
-    return np.clip(np.asarray(scores, dtype=np.float64), -_FLOAT_MAX, _FLOAT_MAX)
 
 
 class GaussianMixtureDetector:
@@ -46,7 +30,8 @@ class GaussianMixtureDetector:
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> GaussianMixtureDetector:
         from sklearn.mixture import GaussianMixture
 
-        X = _subsample(_bounded(X), self.max_train_rows, self.random_state)
+        X = bounded(X)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         # standardise (again: a no-op on z-scored input) so that reg_covar means the same on every
         # column; moments are taken on max-abs-scaled values so that 1e300 cannot overflow them
         magnitude = np.max(np.abs(X), axis=0)
@@ -65,9 +50,9 @@ class GaussianMixtureDetector:
         return self
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        Z = _bounded((_bounded(X) - self.center_) / self.scale_)
+        Z = bounded((bounded(X) - self.center_) / self.scale_)
         with np.errstate(over="ignore"):
-            return _finite(-self.model_.score_samples(Z))
+            return finite_scores(-self.model_.score_samples(Z), name="gaussian_mixture")
 
 
 class KNNDetector:
@@ -91,20 +76,21 @@ class KNNDetector:
 
         if self.method not in self.METHODS:
             raise ValueError(f"knn: method must be one of {', '.join(self.METHODS)}, got {self.method!r}")
-        X = _subsample(_bounded(X), self.max_train_rows, self.random_state)
+        X = bounded(X)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         self.k_ = max(1, min(int(self.n_neighbors), len(X)))
         self.model_ = NearestNeighbors(n_neighbors=self.k_, p=self.p).fit(X)
         return self
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        distances, _ = self.model_.kneighbors(_bounded(X), n_neighbors=self.k_)
-        distances = _finite(distances)
+        distances, _ = self.model_.kneighbors(bounded(X), n_neighbors=self.k_)
+        distances = finite_scores(distances, name="knn")
         if self.method == "largest":
             return distances[:, -1]
         if self.method == "median":
             return np.median(distances, axis=1)
         with np.errstate(over="ignore"):
-            return _finite(distances.mean(axis=1))
+            return finite_scores(distances.mean(axis=1), name="knn")
 
 
 def _column_skewness(X: np.ndarray) -> np.ndarray:

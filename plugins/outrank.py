@@ -24,7 +24,9 @@ from sklearn.feature_selection import SelectorMixin
 
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component
-from automl_od.data import TableEncoder, as_frame
+from automl_od.data import as_frame
+from automl_od.evaluation import consensus_pseudo_labels
+from automl_od.plugin_tools import check_binary_labels, rng, subsample_rows
 from automl_od.spaces import builtin_space_file
 
 #: Above this many cells (and above 4 x rows) the joint table is counted sparsely (np.unique).
@@ -154,25 +156,12 @@ def encode_codes(frame: pl.DataFrame, bins: int = 32) -> list[np.ndarray]:
     return [_column_codes(frame.get_column(name), int(bins)) for name in frame.columns]
 
 
-def _pseudo_labels(frame: pl.DataFrame, random_state: int | None) -> np.ndarray | None:
-    """Top PSEUDO_ANOMALY_SHARE of an Isolation Forest's scores as 0/1 pseudo-anomaly labels."""
-    from sklearn.ensemble import IsolationForest
-
-    matrix = TableEncoder().fit_transform(frame)
-    if matrix.shape[1] == 0 or matrix.shape[0] < 2:
-        return None
-    forest = IsolationForest(n_estimators=50, random_state=random_state).fit(matrix)
-    abnormality = -forest.score_samples(matrix)
-    labels = np.zeros(matrix.shape[0], dtype=np.int64)
-    labels[np.argsort(-abnormality, kind="stable")[: max(1, math.ceil(PSEUDO_ANOMALY_SHARE * len(labels)))]] = 1
-    return labels
-
-
 class OutRankRanker:
     """Rank columns by permutation-corrected MI with the anomaly label, reordered by 3MR.
 
     Without labelled anomalies (y None or all 0) the label is replaced by pseudo-labels: the
-    top 10% of an Isolation Forest's scores on the table. A label-free, redundancy-only ranking
+    top 10% of the label-free reward's consensus of isolation, k-NN and tail scores
+    (:func:`automl_od.evaluation.consensus_pseudo_labels`). A label-free, redundancy-only ranking
     can only describe the table's structure (which columns repeat each other), not which
     columns carry the outlier signal; pseudo-labels tie the ranking to the outlier task.
 
@@ -188,23 +177,22 @@ class OutRankRanker:
         self.bins, self.n_permutations, self.redundancy = bins, n_permutations, redundancy
         self.subsample, self.random_state = subsample, random_state
 
-    def _labels(self, frame: pl.DataFrame, y: np.ndarray | None) -> np.ndarray | None:
-        if y is not None:
-            labels = np.asarray(y).ravel().astype(np.int64)
-            if labels.size != frame.height:
-                raise ValueError(f"y has {labels.size} entries for {frame.height} rows")
-            if 0 < labels.sum() < labels.size:
-                return (labels > 0).astype(np.int64)
-        return _pseudo_labels(frame, self.random_state)
+    def _labels(self, frame: pl.DataFrame, labels: np.ndarray | None) -> np.ndarray | None:
+        """The 0/1 labels when they hold both classes, else pseudo-labels (None below 2 rows)."""
+        if labels is not None and 0 < labels.sum() < labels.size:
+            return labels
+        if frame.height < 2:
+            return None
+        return consensus_pseudo_labels(frame, contamination=PSEUDO_ANOMALY_SHARE, seed=self.random_state)
 
     def score(self, frame: pl.DataFrame, y: np.ndarray | None = None) -> pl.DataFrame:
         """Per column: feature, score (corrected MI), mi (plug-in MI), cardinality, rank (1 = best)."""
-        rng = np.random.default_rng(self.random_state)
+        generator = rng(self.random_state)
         if not 0.0 < float(self.subsample) <= 1.0:
             raise ValueError(f"subsample must lie in (0, 1], got {self.subsample}")
-        labels_in = None if y is None else np.asarray(y).ravel()
+        labels_in = check_binary_labels(y, frame.height, name=type(self).__name__)
         if float(self.subsample) < 1.0 and frame.height > 1:
-            rows = np.sort(rng.choice(frame.height, size=max(2, math.ceil(self.subsample * frame.height)), replace=False))
+            rows = subsample_rows(frame.height, max(2, math.ceil(self.subsample * frame.height)), generator)
             frame = frame[rows]
             labels_in = None if labels_in is None else labels_in[rows]
         labels = self._labels(frame, labels_in)
@@ -217,11 +205,11 @@ class OutRankRanker:
             for j, f in enumerate(codes):
                 k = int(f.max()) + 1 if f.size else 1
                 mi[j] = _mi_from_codes(f, labels, k, len(counts_l))
-                null[j] = _null_mi(np.bincount(f, minlength=k), counts_l, rng, repeats)
+                null[j] = _null_mi(np.bincount(f, minlength=k), counts_l, generator, repeats)
         scores = mi - null
         order = sorted(range(frame.width), key=lambda j: (-scores[j], j))
         if self.redundancy and self.corrected:
-            order = self._three_mr(order, scores, codes, rng, repeats)
+            order = self._three_mr(order, scores, codes, generator, repeats)
         rank = np.empty(frame.width, dtype=np.int64)
         rank[order] = np.arange(1, frame.width + 1)
         return pl.DataFrame({
@@ -293,7 +281,7 @@ class OutRankSelector(SelectorMixin, BaseEstimator):
         names = getattr(X, "columns", None)
         if names is not None and not isinstance(X, np.ndarray):
             self.feature_names_in_ = np.asarray([str(c) for c in names], dtype=object)
-        labels = None if y is None else np.asarray(y).ravel().astype(np.int64)
+        labels = None if y is None else np.asarray(y).ravel()
         ranker = OutRankRanker(bins=self.bins, n_permutations=self.n_permutations,
                                redundancy=self.redundancy, random_state=self.random_state)
         table = ranker.score(frame, labels)

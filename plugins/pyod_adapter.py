@@ -4,8 +4,9 @@ The adapters own their PyOD model and do not subclass it. PyOD's ``decision_func
 already higher = more abnormal. Before fitting, the adapters drop the columns that are constant
 on the training rows (PyOD's standardisation and PCA divide by their variance and return inf)
 and clip values beyond +-1e100; a NaN score raises ``TrialFailed``, +inf is clipped to the
-largest float, and a dropped constant column does not count when scoring new rows. Without
-PyOD the hook returns no components; this module imports PyOD only inside ``fit``.
+largest float (both ``automl_od.plugin_tools``), and a dropped constant column does not count
+when scoring new rows. Without PyOD the hook returns no components; this module imports PyOD
+only inside ``fit``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import numpy as np
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component, Cost, importable
 from automl_od.errors import TrialFailed
-from automl_od.plugins.classical_detectors import _bounded, _finite
-from automl_od.plugins.sklearn_detectors import _subsample
+from automl_od.plugin_tools import bounded, finite_scores, subsample_rows
 from automl_od.spaces import builtin_space_file
 
 
@@ -52,8 +52,8 @@ class _PyODAdapter:
         return getattr(module, class_name)
 
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> _PyODAdapter:
-        X = _bounded(X)  # PyOD squares values (variances, distances)
-        X = _subsample(X, self.max_train_rows, self.random_state)
+        X = bounded(X)  # PyOD squares values (variances, distances)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         self.columns_ = np.flatnonzero(np.ptp(X, axis=0) > 0)
         if len(self.columns_) == 0:
             raise TrialFailed(f"{type(self).__name__}: every column is constant on the training rows")
@@ -68,13 +68,11 @@ class _PyODAdapter:
         return self
 
     def anomaly_score(self, X: np.ndarray) -> np.ndarray:
-        X = _bounded(np.asarray(X)[:, self.columns_])
+        X = bounded(np.asarray(X)[:, self.columns_])
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             scores = np.asarray(self.model_.decision_function(X), dtype=np.float64).reshape(-1)
-        if np.isnan(scores).any():
-            raise TrialFailed(f"PyOD {self.pyod_class} produced NaN scores")
-        return _finite(scores)
+        return finite_scores(scores, name=f"PyOD {self.pyod_class}")
 
 
 class PyODPCA(_PyODAdapter):

@@ -10,14 +10,8 @@ import numpy as np
 
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component, Cost
+from automl_od.plugin_tools import rng, subsample_rows
 from automl_od.spaces import builtin_space_file
-
-
-def _subsample(X: np.ndarray, max_rows: int | None, random_state: int | None) -> np.ndarray:
-    if max_rows is None or len(X) <= max_rows:
-        return X
-    rows = np.random.default_rng(random_state).choice(len(X), size=max_rows, replace=False)
-    return X[np.sort(rows)]
 
 
 class IsolationForestDetector:
@@ -54,7 +48,7 @@ class LocalOutlierFactorDetector:
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> LocalOutlierFactorDetector:
         from sklearn.neighbors import LocalOutlierFactor
 
-        X = _subsample(X, self.max_train_rows, self.random_state)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         k = max(1, min(int(self.n_neighbors), len(X) - 1))
         self.model_ = LocalOutlierFactor(n_neighbors=k, metric=self.metric, p=self.p, novelty=True).fit(X)
         return self
@@ -74,7 +68,7 @@ class OneClassSVMDetector:
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> OneClassSVMDetector:
         from sklearn.svm import OneClassSVM
 
-        X = _subsample(X, self.max_train_rows, self.random_state)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         self.model_ = OneClassSVM(nu=float(self.nu), gamma=self.gamma, kernel=self.kernel).fit(X)
         return self
 
@@ -93,9 +87,9 @@ class RobustCovarianceDetector:
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> RobustCovarianceDetector:
         from sklearn.covariance import MinCovDet
 
-        X = _subsample(X, self.max_train_rows, self.random_state)
+        X = X[subsample_rows(len(X), self.max_train_rows, self.random_state)]
         # a small ridge keeps nearly collinear (e.g. one-hot) columns from making it singular
-        jitter = np.random.default_rng(self.random_state).normal(scale=self.ridge, size=X.shape)
+        jitter = rng(self.random_state).normal(scale=self.ridge, size=X.shape)
         self.model_ = MinCovDet(support_fraction=self.support_fraction, random_state=self.random_state).fit(X + jitter)
         return self
 

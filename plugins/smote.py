@@ -21,16 +21,18 @@ import numpy as np
 
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component
+from automl_od.plugin_tools import check_binary_labels, rng
 from automl_od.spaces import builtin_space_file
 
 
 def _validated(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X, y = np.asarray(X, dtype=np.float64), np.asarray(y)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"fit_resample needs X of shape (n, d) and y of shape (n,), got {X.shape} and {y.shape}")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError(f"labels must be 0 (normal/unknown) or 1 (labelled anomaly), got {np.unique(y)[:10].tolist()}")
-    return X, y
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"fit_resample needs X of shape (n, d), got {X.shape}")
+    labels = check_binary_labels(y, len(X), name="fit_resample")
+    if labels is None:
+        raise ValueError("fit_resample needs labels y (1 = labelled anomaly, 0 = the rest)")
+    return X, labels
 
 
 def _class_counts_note(y: np.ndarray) -> str | None:
@@ -91,9 +93,9 @@ class Smote:
         if n_synthetic == 0:
             self.note_ = f"smote: no synthetic anomaly ({self.amount} % of {m} rounds to 0)"
             return X.copy(), y.copy()
-        rng = np.random.default_rng(self.random_state)
+        generator = rng(self.random_state)
         rounds, extra = divmod(n_synthetic, m)
-        base = np.concatenate([np.tile(np.arange(m), rounds), rng.choice(m, size=extra, replace=False)])
+        base = np.concatenate([np.tile(np.arange(m), rounds), generator.choice(m, size=extra, replace=False)])
 
         in_group = np.zeros(X.shape[1], dtype=bool)
         for group in groups:
@@ -107,8 +109,8 @@ class Smote:
             codes.append(inverse.ravel())
         neighbours = _smote_nc_neighbours(minority[:, numeric], codes, k)
 
-        chosen = neighbours[base, rng.integers(k, size=n_synthetic)]
-        gap = rng.random(n_synthetic)[:, None]
+        chosen = neighbours[base, generator.integers(k, size=n_synthetic)]
+        gap = generator.random(n_synthetic)[:, None]
         synthetic = np.empty((n_synthetic, X.shape[1]))
         synthetic[:, numeric] = minority[base][:, numeric] + gap * (minority[chosen][:, numeric] - minority[base][:, numeric])
         for group, values, code in zip(groups, patterns, codes, strict=True):
@@ -176,7 +178,7 @@ class RandomUndersampling:
         if target == len(majority):
             self.note_ = f"undersampling: kept all {len(majority)} normal rows ({n_minority} anomalies, ratio {self.ratio})"
             return X.copy(), y.copy()
-        dropped = np.random.default_rng(self.random_state).choice(majority, size=len(majority) - target, replace=False)
+        dropped = rng(self.random_state).choice(majority, size=len(majority) - target, replace=False)
         keep = np.ones(len(y), dtype=bool)
         keep[dropped] = False
         self.note_ = f"undersampling: kept {target} of {len(majority)} normal rows ({n_minority} anomalies, ratio {self.ratio})"

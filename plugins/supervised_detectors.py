@@ -32,11 +32,18 @@ import numpy as np
 from automl_od import hookimpl
 from automl_od.components import Capabilities, Component, Cost, importable
 from automl_od.errors import TrialFailed
+from automl_od.plugin_tools import (
+    bounding_box_outliers,
+    check_binary_labels,
+    derived_seed,
+    finite_scores,
+    rng,
+    subsample_rows,
+)
 from automl_od.plugins.classical_detectors import ECODDetector, HBOSDetector, KNNDetector
 from automl_od.plugins.sklearn_detectors import IsolationForestDetector
 from automl_od.spaces import builtin_space_file
 
-_FLOAT_MAX = float(np.finfo(np.float64).max)
 #: CatBoost's ``negatives``: "all" unlabelled rows, or the "reliable" ones (see ``_reliable_rows``).
 NEGATIVES = ("all", "reliable")
 #: Fewest labelled anomalies for "reliable" negatives (fewer: one model on all rows), the folds
@@ -46,8 +53,6 @@ NEGATIVES = ("all", "reliable")
 PU_MIN_LABELLED, PU_FOLDS, PU_ITERATIONS_SHARE = 3, 3, 0.3
 #: At most this share of the unlabelled rows is dropped as likely hidden anomalies.
 PU_MAX_DROPPED = 0.5
-#: Training values are clipped to +-this before the synthetic rows' box is measured.
-_BOUND = 1e100
 
 #: The unsupervised detectors whose scores xgbod adds as features, in the order they are taken:
 #: every prefix mixes distance, isolation, tail and histogram views.
@@ -113,18 +118,13 @@ class HistGradientBoostingDetector:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or len(X) == 0:
             raise TrialFailed(f"{self.name} needs a non-empty 2-D matrix, got shape {X.shape}")
+        y = check_binary_labels(y, len(X), name=self.name)
         if y is None:
             raise TrialFailed(f"{self.name} needs labels: fit(X, y) with y = 1 marking known anomalies")
-        y = np.asarray(y).ravel()
-        if len(y) != len(X):
-            raise ValueError(f"{self.name}: X has {len(X)} rows but y has {len(y)} labels")
-        if not np.all((y == 0) | (y == 1)):
-            raise ValueError(f"{self.name}: y must hold 0 (unlabelled) and 1 (known anomaly), got values {np.unique(y)[:5]}")
         if self.class_weight not in (None, "balanced"):
             raise ValueError(f"{self.name}: class_weight must be None or 'balanced', got {self.class_weight!r}")
         if not float(self.synthetic_weight) >= 0:
             raise ValueError(f"{self.name}: synthetic_weight must be >= 0, got {self.synthetic_weight!r}")
-        y = y.astype(np.int64)
         n_labelled = int(y.sum())
         if n_labelled == 0:
             raise TrialFailed(f"{self.name}: no labelled anomaly among the {len(y)} training rows, so there is "
@@ -139,11 +139,7 @@ class HistGradientBoostingDetector:
         """As many rows as X (at most 10,000), uniform in its bounding box enlarged by 10 %."""
         if float(self.synthetic_weight) == 0:
             return X[:0]
-        bounded = np.clip(X, -_BOUND, _BOUND)
-        low, high = bounded.min(axis=0), bounded.max(axis=0)
-        margin = 0.1 * (high - low)
-        rng = np.random.default_rng(self.random_state)
-        return rng.uniform(low - margin, high + margin, size=(min(len(X), 10_000), X.shape[1]))
+        return bounding_box_outliers(X, min(len(X), 10_000), self.random_state)
 
     def _features(self, X: np.ndarray, y: np.ndarray, synthetic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fit whatever the classifier's features need; the training and synthetic rows' features."""
@@ -195,7 +191,7 @@ class HistGradientBoostingDetector:
         X = np.asarray(X, dtype=np.float64)
         with self._thread_limit():
             log_odds = [self.model_.decision_function(features) for features in self._score_features(X)]
-        return _finite(np.mean(log_odds, axis=0))
+        return finite_scores(np.mean(log_odds, axis=0), name=self.name)
 
     def _thread_limit(self) -> contextlib.AbstractContextManager[Any]:
         if self.threads is None:
@@ -249,39 +245,36 @@ class XGBODDetector(HistGradientBoostingDetector):
         detectors = []
         for i, (factory, params) in enumerate(UNSUPERVISED_SET[:n]):
             if factory in (KNNDetector, IsolationForestDetector):
-                params = {**params, "random_state": None if self.random_state is None else int(self.random_state) + i}
+                params = {**params, "random_state": derived_seed(self.random_state, i)}
             detectors.append(factory(**params))
         return detectors
 
     def _halves(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(fit_half, score_half) per row: which half's fit holds the row (-1: none) and which
         half's detectors score it (the other one; a random one for rows outside the subsample)."""
-        rng = np.random.default_rng(self.random_state)
+        generator = rng(self.random_state)
         n = len(y)
         fit_half = np.full(n, -1, dtype=np.int64)
-        limit = max(2, int(self.max_unsupervised_rows))
-        chosen = np.arange(n) if n <= limit else rng.choice(n, size=limit, replace=False)
+        chosen = subsample_rows(n, max(2, int(self.max_unsupervised_rows)), generator)
         for label in (1, 0):
-            rows = rng.permutation(chosen[y[chosen] == label])
+            rows = generator.permutation(chosen[y[chosen] == label])
             # alternate within each class, starting with the half that has fewer rows so far
             start = int((fit_half == 0).sum() > (fit_half == 1).sum())
             fit_half[rows] = (np.arange(len(rows)) + start) % 2
-        score_half = np.where(fit_half >= 0, 1 - fit_half, rng.integers(0, 2, n))
+        score_half = np.where(fit_half >= 0, 1 - fit_half, generator.integers(0, 2, n))
         return fit_half, score_half
 
     def _raw_scores(self, detectors: list[Any], X: np.ndarray) -> np.ndarray:
-        return np.column_stack([_finite(np.asarray(d.anomaly_score(X), dtype=np.float64)) for d in detectors])
+        return np.column_stack([finite_scores(d.anomaly_score(X), name=f"xgbod's {type(d).__name__}") for d in detectors])
 
     def _features(self, X: np.ndarray, y: np.ndarray, synthetic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(None if self.random_state is None else int(self.random_state) + 1)
-        synthetic_half = rng.integers(0, 2, len(synthetic))
+        generator = rng(derived_seed(self.random_state, 1))
+        synthetic_half = generator.integers(0, 2, len(synthetic))
         if self.cross_fit and len(X) >= 2:
             fit_half, score_half = self._halves(y)
             self.halves_ = [[d.fit(X[fit_half == h]) for d in self._unsupervised_detectors()] for h in (0, 1)]
         else:
-            rows = np.arange(len(X))
-            if len(X) > self.max_unsupervised_rows:
-                rows = rng.choice(len(X), size=int(self.max_unsupervised_rows), replace=False)
+            rows = subsample_rows(len(X), int(self.max_unsupervised_rows), generator)
             self.halves_ = [[d.fit(X[rows]) for d in self._unsupervised_detectors()]]
             score_half, synthetic_half = np.zeros(len(X), dtype=np.int64), np.zeros(len(synthetic), dtype=np.int64)
         n_scores = len(self.halves_[0])
@@ -303,7 +296,7 @@ class XGBODDetector(HistGradientBoostingDetector):
 
     def _augmented(self, X: np.ndarray, scores: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            standardised = _finite((scores - self.score_mean_) / self.score_scale_)
+            standardised = finite_scores((scores - self.score_mean_) / self.score_scale_, name="xgbod")
         return np.c_[X, standardised]
 
     def _score_features(self, X: np.ndarray) -> list[np.ndarray]:
@@ -326,7 +319,9 @@ class CatBoostDetector(HistGradientBoostingDetector):
     outliers (``synthetic_weight``), ``class_weight`` and ``threads`` work as in
     :class:`HistGradientBoostingDetector`; the
     score is the raw log-odds of class 1. CatBoost writes no files (``allow_writing_files``
-    off), so a trial leaves nothing in the working folder.
+    off), so a trial leaves nothing in the working folder. ``random_state`` None means what it
+    means to CatBoost, seed 0, for CatBoost and its positive-unlabelled folds alike, so fits repeat
+    as CatBoost's own do (the one exception to :mod:`automl_od.plugin_tools`' seed policy).
 
     ``negatives``: the unlabelled rows hold the anomalies nobody labelled (on ADBench with 10 %
     labelled, nine in ten), and a classifier of labelled vs unlabelled is taught that they are
@@ -366,7 +361,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
 
     @property
     def _seed(self) -> int:
-        """CatBoost's seed and the cross-fit's folds: ``random_state``, 0 when None (fits repeat)."""
+        """CatBoost's seed and the cross-fit's folds: ``random_state``, 0 when None (as CatBoost's own)."""
         return 0 if self.random_state is None else int(self.random_state)
 
     def _catboost(self, X: np.ndarray, y: np.ndarray, iterations: int | None = None) -> Any:
@@ -410,12 +405,7 @@ class CatBoostDetector(HistGradientBoostingDetector):
         with self._thread_limit():
             log_odds = [model.predict(features, prediction_type="RawFormulaVal")
                         for model in self.models_ for features in self._score_features(X)]
-        return _finite(np.mean(log_odds, axis=0))
-
-
-def _finite(values: np.ndarray) -> np.ndarray:
-    """Values as float64 with NaN set to 0 and +-inf clipped to the largest float."""
-    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=_FLOAT_MAX, neginf=-_FLOAT_MAX)
+        return finite_scores(np.mean(log_odds, axis=0), name=self.name)
 
 
 @hookimpl

@@ -85,3 +85,35 @@ def test_combine_means_and_spreads():
     plan = make_plan(as_frame(X), y, random_state=0)
     summary = combine(plan, [{"reward": 0.8, "auroc": 0.8}, {"reward": 1.0, "auroc": 1.0}])
     assert np.isclose(summary["reward"], 0.9) and np.isclose(summary["auroc_std"], 0.1)
+
+
+def test_consensus_is_made_of_the_registered_detectors():
+    from scipy.stats import rankdata
+
+    from automl_od.data import TableEncoder
+    from automl_od.evaluation import CONSENSUS_DETECTORS, consensus_pseudo_labels, consensus_scores
+    from automl_od.registry import default_registry
+
+    X, y = blobs()
+    frame = as_frame(X)
+    matrix = TableEncoder().fit_transform(frame)
+    ranks = [rankdata(default_registry().get("detector", name).build(params, random_state=3).fit(matrix).anomaly_score(matrix))
+             for name, params in CONSENSUS_DETECTORS]
+    np.testing.assert_allclose(consensus_scores(frame, 3), np.mean(ranks, axis=0) / len(X))
+    labels = consensus_pseudo_labels(frame, contamination=0.05, seed=3)
+    assert labels.sum() == round(0.05 * len(X)) and set(np.flatnonzero(y)) <= set(np.flatnonzero(labels))
+    np.testing.assert_array_equal(consensus_pseudo_labels(frame, contamination=0.05, seed=3), labels)
+
+
+def test_synthetic_outliers_survive_extreme_and_missing_values():
+    from automl_od.evaluation import synthetic_outliers
+
+    frame = pl.DataFrame({"huge": [1.7e308, -1.7e308, 0.0, None], "c": ["u", None, "v", "u"],
+                          "x": [1.0, 2.0, None, 3.0], "empty": pl.Series([None] * 4, dtype=pl.Float64)})
+    synthetic = synthetic_outliers(frame, n_rows=200, seed=0)
+    assert synthetic.columns == frame.columns and synthetic.height == 200
+    assert synthetic.schema["c"] == frame.schema["c"] and set(synthetic["c"].to_list()) == {"u", "v"}
+    numbers = synthetic.select("huge", "x", "empty").to_numpy()
+    assert np.all(np.isfinite(numbers))  # the box of +-1.7e308 is measured on values clipped to +-1e100
+    assert numbers[:, 1].min() >= 0.8 and numbers[:, 1].max() <= 3.2 and np.all(numbers[:, 2] == 0)
+    assert synthetic.equals(synthetic_outliers(frame, n_rows=200, seed=0))

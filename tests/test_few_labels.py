@@ -12,8 +12,9 @@ from sklearn.metrics import roc_auc_score
 
 from automl_od import AutoOD
 from automl_od.errors import SearchNotice, UserInputError
-from automl_od.estimator import _best_trial, resolve_selection, supervised_prior
+from automl_od.records import PipelineConfig, TrialRecord
 from automl_od.registry import Registry, get_plugin_manager
+from automl_od.selection import best_trial, resolve_selection, supervised_prior
 
 from conftest import CLI, blobs, needs_catboost, run_without
 
@@ -161,32 +162,32 @@ def test_cli_with_two_labels_and_a_bad_selection(tmp_path):
     assert [line for line in bad.stderr.splitlines() if line.strip()][-1].startswith("automl-od: error: selection 'supervised' needs")
 
 
-def _trial(i: int, detector: str, rewards: list[float], params: dict | None = None, **config) -> dict:
-    return {"trial_id": f"t{i}", "status": "ok", "reward": float(np.mean(rewards)), "reward_std": float(np.std(rewards)),
-            "fold_rewards": rewards, "folds_done": len(rewards),
-            "config": {"detector": detector, "detector_params": params or {}, "resampler": None, "keep": 1.0, **config}}
+def _trial(i: int, detector: str, rewards: list[float], params: dict | None = None, **config) -> TrialRecord:
+    return TrialRecord(trial_id=f"t{i}", status="ok", reward=float(np.mean(rewards)), reward_std=float(np.std(rewards)),
+                       fold_rewards=rewards, folds_done=len(rewards),
+                       config=PipelineConfig(detector, params or {}, **config))
 
 
 def test_the_default_stays_unless_a_candidate_is_clearly_better():
-    default = {"detector": "catboost", "detector_params": {"depth": 6, "iterations": 1000}}
+    default = PipelineConfig("catboost", {"depth": 6, "iterations": 1000})
     # as the warm start proposes it with labels: resampler "none", all columns
     prior = _trial(1, "catboost", [0.80, 0.90, 0.85, 0.89], {"depth": 6, "iterations": 1000}, resampler="none")
     # better on average (0.88 vs 0.86) but not on every fold: the paired differences are noisy
     lucky = _trial(0, "isolation_forest", [0.95, 0.80, 0.90, 0.87])
     tuned = _trial(2, "catboost", [0.81, 0.91, 0.86, 0.90], {"depth": 4, "iterations": 1000})
-    assert _best_trial([lucky, prior, tuned]) is lucky  # no default: the highest reward
-    assert _best_trial([lucky, prior, tuned], default) is prior
+    assert best_trial([lucky, prior, tuned]) is lucky  # no default: the highest reward
+    assert best_trial([lucky, prior, tuned], default) is prior
     # better on every fold by about the same amount: a clear win
     clear = _trial(3, "knn", [0.90, 0.99, 0.95, 0.98])
-    assert _best_trial([clear, prior], default) is clear
+    assert best_trial([clear, prior], default) is clear
     # without per-fold rewards: one standard error of the best trial's spread
     for trial in (lucky, prior):
-        trial.pop("fold_rewards")
-    assert _best_trial([lucky, prior], default) is prior  # 0.86 >= 0.88 - 0.054 / sqrt(4)
+        trial.fold_rewards = None
+    assert best_trial([lucky, prior], default) is prior  # 0.86 >= 0.88 - 0.054 / sqrt(4)
     # a default with a resampler in front, or other parameters, is not the default
     resampled = _trial(4, "catboost", [0.7, 0.8], {"depth": 6}, resampler="smote")
-    assert _best_trial([lucky, resampled, tuned], default) is lucky  # no default among them: the highest reward
-    assert _best_trial([], default) is None
+    assert best_trial([lucky, resampled, tuned], default) is lucky  # no default among them: the highest reward
+    assert best_trial([], default) is None
 
 
 @needs_catboost
@@ -228,7 +229,7 @@ import warnings
 
 import numpy as np
 from automl_od import AutoOD
-from automl_od.estimator import supervised_prior
+from automl_od.selection import supervised_prior
 from automl_od.registry import default_registry
 registry = default_registry()
 assert "catboost" not in registry.components("detector")
@@ -251,14 +252,14 @@ print("ok")
 def test_a_default_that_did_not_finish_is_kept_unvalidated():
     """Under a time budget the strong default may not finish; nothing was shown to beat it, so the
     search keeps it (the estimator appends this unvalidated row and warns)."""
-    from automl_od.estimator import _unvalidated_default
+    from automl_od.selection import _unvalidated
 
-    default = {"detector": "catboost", "detector_params": {"depth": 6, "iterations": 1000}}
+    default = PipelineConfig("catboost", {"depth": 6, "iterations": 1000})
     fast = _trial(0, "isolation_forest", [0.70, 0.72, 0.69])
-    kept = _unvalidated_default("catboost")
-    assert kept["reward"] is None and "did not finish" in kept["reason"]
-    assert _best_trial([fast, kept], default) is kept
-    assert _best_trial([fast, kept]) is fast  # without a default to protect, only validated trials count
+    kept = _unvalidated(PipelineConfig("catboost"))
+    assert kept.reward is None and "did not finish" in kept.reason
+    assert best_trial([fast, kept], default) is kept
+    assert best_trial([fast, kept]) is fast  # without a default to protect, only validated trials count
 
 
 @needs_catboost

@@ -128,3 +128,20 @@ def test_outlier_pipeline_with_the_registered_rankers():
         assert model.anomaly_score(frame).shape == (1500,)
     model = OutlierPipeline(ranker="outrank", keep=0.5, random_state=0).fit(frame)
     assert len(model.selected_columns_) == 2
+
+
+def test_label_free_ranking_uses_the_consensus_pseudo_labels():
+    from automl_od.evaluation import consensus_pseudo_labels
+
+    frame, _ = _table(n=1000, seed=5)
+    ranker = OutRankRanker(random_state=2)
+    np.testing.assert_array_equal(ranker._labels(frame, None), consensus_pseudo_labels(frame, contamination=0.1, seed=2))
+    assert ranker._labels(frame[:1], None) is None
+
+
+def test_labels_other_than_zero_and_one_are_refused():
+    frame, y = _table(n=200, seed=6)
+    with pytest.raises(ValueError, match="y must hold 0"):
+        OutRankRanker(random_state=0).score(frame, y * 2)
+    with pytest.raises(ValueError, match="one label per row"):
+        OutRankRanker(random_state=0).score(frame, y[:-1])

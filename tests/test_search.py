@@ -106,19 +106,32 @@ def test_bad_parameters_are_clear_errors(blob_data):
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ({"n_workers": 0}, "n_workers must be a whole number of concurrent trials above 0 or None, got 0"),
-    ({"n_workers": 1.5}, "n_workers must be a whole number"),
-    ({"max_rows": 5}, "max_rows must be a whole number of rows, at least 10, or None, got 5"),
-    ({"trial_timeout_s": -1}, "trial_timeout_s must be a number of seconds above 0 or None, got -1"),
-    ({"trial_timeout_s": True}, "trial_timeout_s must be a number of seconds above 0"),
-    ({"time_budget_s": "soon"}, "time_budget_s must be a positive number of seconds, 'auto' or None"),
-    ({"meta_exclude": "cardio"}, "meta_exclude must be a list of library data set names or None, got 'cardio'"),
+    ({"n_workers": 0}, "The 'n_workers' parameter of AutoOD must be an int in the range [1, inf) or None. Got 0 instead."),
+    ({"n_workers": 1.5}, "The 'n_workers' parameter of AutoOD must be an int"),
+    ({"max_rows": 5}, "The 'max_rows' parameter of AutoOD must be an int in the range [10, inf) or None. Got 5 instead."),
+    ({"trial_timeout_s": -1}, "The 'trial_timeout_s' parameter of AutoOD must be a float in the range (0.0, inf) or None. Got -1"),
+    ({"trial_timeout_s": True}, "The 'trial_timeout_s' parameter of AutoOD must not be True or False"),
+    ({"budget": True}, "The 'budget' parameter of AutoOD must not be True or False"),
+    ({"time_budget_s": "soon"}, "The 'time_budget_s' parameter of AutoOD must be a float in the range (0.0, inf), a str among {'auto'} or None. Got 'soon'"),
+    ({"meta_exclude": "cardio"}, "The 'meta_exclude' parameter of AutoOD must be an instance of 'list', an instance of 'tuple' or None. Got 'cardio'"),
+    ({"meta_exclude": ["cardio", 3]}, "meta_exclude must be a list of library data set names or None, got ['cardio', 3]"),
+    ({"random_state": -1}, "The 'random_state' parameter of AutoOD must be an int in the range [0, inf) or None. Got -1"),
+    ({"novelty": "yes"}, "The 'novelty' parameter of AutoOD must be an instance of 'bool'"),
+    ({"selection": "best"}, "The 'selection' parameter of AutoOD must be a str among"),
+    ({"tracking": 3}, "The 'tracking' parameter of AutoOD must be"),
+    ({"resources_per_trial": {"gpus": 1}}, "resources_per_trial takes 'cpu' and 'gpu' with numbers >= 0, got 'gpus': 1"),
+    ({"budget": None, "time_budget_s": None}, "give a trial budget, a time budget or both"),
 ])
-def test_every_numeric_and_list_parameter_is_checked_before_anything_runs(blob_data, params, message):
-    """Issue 16 (in part): max_rows, n_workers, trial_timeout_s and meta_exclude were never checked
-    (a string meta_exclude excluded its letters)."""
+def test_every_parameter_is_checked_before_anything_runs(blob_data, params, message):
+    """Issue 16: every parameter is declared in AutoOD._parameter_constraints and checked at once in
+    fit (max_rows, n_workers, trial_timeout_s and meta_exclude were never checked; a string
+    meta_exclude excluded its letters; a bool passed for a number counted as 1)."""
     with pytest.raises(UserInputError, match=re.escape(message)):
         AutoOD(**params).fit(blob_data[0])
+
+
+def test_every_parameter_has_a_declared_constraint():
+    assert set(AutoOD._parameter_constraints) == set(AutoOD().get_params())
 
 
 def test_search_uses_the_outrank_ranker_with_a_searched_top_k(mixed_frame):
@@ -161,7 +174,7 @@ def test_the_default_space_leaves_the_deep_detectors_out_without_a_gpu(blob_data
     space leaves them out, says so, and a space that names them still gets them."""
     import torch
 
-    from automl_od.estimator import NO_GPU_REASON
+    from automl_od.selection import NO_GPU_REASON
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: the default space keeps the deep detectors")

@@ -257,3 +257,13 @@ def test_pipeline_resamples_training_rows_only_and_only_for_label_using_detector
     assert unsupervised.resampling_note_ == "detector does not use labels"
     assert unsupervised.detector_.model_.max_samples_ == 150 - m  # the normal training rows, no synthetic ones
     assert unsupervised.anomaly_score(valid).shape == (valid.height,)
+
+
+def test_labels_follow_the_one_label_policy():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match=r"y must hold 0 \(unlabelled\) and 1 \(known anomaly\), got values \[2\]"):
+        Smote(random_state=0).fit_resample(X, np.array([0, 0, 0, 1, 1, 2]))
+    with pytest.raises(ValueError, match=r"one label per row \(6\)"):
+        RandomUndersampling(random_state=0).fit_resample(X, np.array([0, 1]))
+    _, y = Smote(random_state=0).fit_resample(X, np.array([False, False, False, False, True, True]))
+    assert y.dtype == np.int64 and y.sum() == 4

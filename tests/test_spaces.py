@@ -5,7 +5,7 @@ import pytest
 
 from automl_od.errors import SpaceError
 from automl_od.registry import Registry, get_plugin_manager
-from automl_od.spaces import PRESETS, parse_parameter, resolve_space
+from automl_od.spaces import PRESETS, Parameter, parse_parameter, resolve_space
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,49 @@ def test_parameter_validation_messages(spec, message):
         parse_parameter(spec, "detectors.x.p")
     assert message in str(info.value)
     assert "detectors.x.p" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("domain", "message"),
+    [
+        ({"kind": "float", "low": 5, "high": 1}, "`low <= high` must hold, but got (low=5, high=1)"),
+        ({"kind": "float", "low": 0, "high": 1, "log": True}, "a log-scale range needs low > 0, but got (low=0, high=1)"),
+        ({"kind": "float", "low": 0, "high": 1, "step": 0}, "'step' must be a positive number, got 0"),
+        ({"kind": "float", "low": 1, "high": 2, "step": 0.5, "log": True}, "'step' and 'log: true' cannot be combined"),
+        ({"kind": "int", "low": 1.5, "high": 3}, "an int range needs whole numbers, but got (low=1.5, high=3, step=None)"),
+        ({"kind": "int", "low": 1, "high": 9, "step": 1.5}, "an int range needs whole numbers"),
+        ({"kind": "float", "low": 0, "high": float("inf")}, "'high' must be a finite number, got inf"),
+        ({"kind": "float", "low": True, "high": 2}, "'low' must be a finite number, got True"),
+        ({"kind": "float", "high": 2}, "type float needs 'low'"),
+        ({"kind": "float", "low": 0, "high": 1, "log": "yes"}, "'log' must be true or false, got 'yes'"),
+        ({"kind": "categorical", "choices": ()}, "categorical needs a non-empty list 'choices', got ()"),
+        ({"kind": "categorical", "choices": "abc"}, "categorical needs a non-empty list 'choices', got 'abc'"),
+        ({"kind": "gaussian"}, "`kind` must be one of float, int, categorical, fixed, but got (kind='gaussian')"),
+    ],
+)
+def test_parameters_validate_themselves(domain, message):
+    """One home for the domain checks: a Parameter built in code checks itself as one read from a file."""
+    with pytest.raises(SpaceError) as info:
+        Parameter(**domain)
+    assert message in str(info.value)
+
+
+def test_parsed_parameters_say_where_and_keep_their_values():
+    with pytest.raises(SpaceError, match=r"^detectors\.x\.p: categorical needs a non-empty list 'choices', got 'abc'$"):
+        parse_parameter({"type": "categorical", "choices": "abc"}, "detectors.x.p")
+    with pytest.raises(SpaceError, match=r"^detectors\.x\.p: 'log' must be true or false"):
+        parse_parameter({"type": "float", "low": 1, "high": 2, "log": "no"}, "detectors.x.p")
+    assert parse_parameter({"type": "categorical", "choices": [1, None]}, "p").choices == (1, None)
+    assert parse_parameter({"type": "int", "low": 1, "high": 9, "step": 2}, "p") == Parameter("int", 1, 9, step=2)
+
+
+def test_a_rankers_keep_must_lie_in_0_1(registry):
+    with pytest.raises(SpaceError, match=r"rankers\.outrank\.keep must lie in \(0, 1\], but got 0.5, 2"):
+        resolve_space({"rankers": {"outrank": {"keep": {"type": "categorical", "choices": [0.5, 2]}}}}, registry)
+    with pytest.raises(SpaceError, match=r"rankers\.all_features\.keep must lie in \(0, 1\], but got 0"):
+        resolve_space({"rankers": {"all_features": {"keep": 0}}}, registry)
+    space = resolve_space({"rankers": {"outrank": {"keep": {"type": "categorical", "choices": [0.5, 1.0]}}}}, registry)
+    assert space.components["ranker"]["outrank"]["keep"].choices == (0.5, 1.0)
 
 
 def test_plain_values_are_fixed():
@@ -132,8 +175,6 @@ def test_warm_start_points_are_the_first_choices_with_their_defaults(registry):
 
 
 def test_parameter_domains_admit_only_their_values():
-    from automl_od.spaces import Parameter
-
     assert Parameter("int", 1, 10).admits(5) and not Parameter("int", 1, 10).admits(5.5)
     assert not Parameter("int", 1, 10).admits(11) and not Parameter("float", 0.0, 1.0).admits(True)
     assert Parameter("float", 0.0, 1.0, step=0.25).admits(0.5) and not Parameter("float", 0.0, 1.0, step=0.25).admits(0.3)

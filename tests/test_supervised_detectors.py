@@ -145,3 +145,13 @@ def test_needs_two_labelled_anomalies_and_is_tried_first():
     space = resolve_space({"detectors": names}, registry)
     detectors = [point["detector"] for point in space.warm_start_points(registry, resample=True)]
     assert detectors == ["catboost", "isolation_forest"]
+
+
+def test_synthetic_outliers_come_from_plugin_tools():
+    from automl_od.plugin_tools import bounding_box_outliers
+    from automl_od.plugins.supervised_detectors import HistGradientBoostingDetector
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    np.testing.assert_array_equal(HistGradientBoostingDetector(random_state=4)._synthetic_rows(X),
+                                  bounding_box_outliers(X, 40, 4))
+    assert HistGradientBoostingDetector(synthetic_weight=0.0)._synthetic_rows(X).shape == (0, 3)

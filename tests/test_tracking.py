@@ -257,19 +257,19 @@ def test_tracking_optional_searches_anyway_and_says_so(tmp_path, labelled_csv):
 
 def test_server_dying_mid_search_loses_logging_not_the_search(tmp_path):
     """Trials logged while the server is up; after it dies, logging fails fast, is counted and reported."""
+    from automl_od.records import PipelineConfig, TrialRecord
     from automl_od.tracking import SearchTracker, TrackingSettings
 
     uri, process = _start_server(tmp_path)
     try:
         tracker = SearchTracker.start(TrackingSettings(uri=uri), {"budget": 3}, {"rows": 1, "columns": []})
         assert tracker is not None
-        tracker.log_trial({"trial_id": "a", "detector": "knn", "status": "ok", "reward": 0.9, "duration_s": 0.1,
-                           "config": {"detector": "knn"}})
+        tracker.log_trial(TrialRecord("a", PipelineConfig("knn"), status="ok", reward=0.9, duration_s=0.1))
     finally:
         _stop(process)
     started = time.time()
     for trial in ("b", "c", "d", "e"):
-        tracker.log_trial({"trial_id": trial, "detector": "knn", "status": "ok", "reward": 0.8, "config": {}})
+        tracker.log_trial(TrialRecord(trial, status="ok", reward=0.8))
     assert time.time() - started < 120
     assert len(tracker.errors) == 4 and "gave up" in tracker.errors[-1]
     with pytest.warns(UserWarning, match="4 item"):
@@ -279,16 +279,15 @@ def test_server_dying_mid_search_loses_logging_not_the_search(tmp_path):
 def test_trial_runs_record_failures_and_epoch_rewards(tmp_path):
     from mlflow import MlflowClient
 
+    from automl_od.records import PipelineConfig, TrialRecord
     from automl_od.tracking import SearchTracker, TrackingSettings
 
     uri = f"sqlite:///{tmp_path / 'store.db'}"
     tracker = SearchTracker.start(TrackingSettings(uri=uri, experiment="unit"), {"budget": 2}, {"rows": 1, "columns": []})
     assert tracker is not None
-    tracker.log_trial({"trial_id": "t1", "detector": "pae", "status": "ok", "reward": 0.7, "duration_s": 2.0,
-                       "history": [[10, 0.5], [20, 0.6]], "config": {"detector": "pae", "detector_params": {"epochs": 5}},
-                       "detector.epochs": 5}, plugins={"pae": "automl_od.plugins.autoencoders 0.1.0"})
-    tracker.log_trial({"trial_id": "t2", "detector": "knn", "status": "failed", "reward": None,
-                       "reason": "TrialFailed: scores are not finite", "config": {"detector": "knn"}})
+    tracker.log_trial(TrialRecord("t1", PipelineConfig("pae", {"epochs": 5}), status="ok", reward=0.7, duration_s=2.0,
+                                  history=[[10, 0.5], [20, 0.6]]), plugins={"pae": "automl_od.plugins.autoencoders 0.1.0"})
+    tracker.log_trial(TrialRecord("t2", PipelineConfig("knn"), status="failed", reason="TrialFailed: scores are not finite"))
     client = MlflowClient(tracking_uri=uri)
     runs = {r.data.tags["trial_id"]: r for r in client.search_runs([client.get_experiment_by_name("unit").experiment_id])
             if "trial_id" in r.data.tags}

@@ -6,7 +6,8 @@ import numpy as np
 
 from automl_od.data import as_frame
 from automl_od.evaluation import FAILED_REWARD, make_plan
-from automl_od.trial import SearchData, flatten_config, run_trial
+from automl_od.records import flatten_config
+from automl_od.trial import SearchData, run_trial
 
 from conftest import blobs
 
@@ -68,16 +69,20 @@ def test_out_of_fold_scores_are_not_in_sample():
 def test_a_protected_trial_whose_worker_died_runs_again_in_the_driver(tmp_path):
     """Issue 17, case 5: the strong default that the labelled search protects is rerun until it has a
     result (here at once); other trials and trials that failed on their own are not."""
+    import dataclasses
     import json
 
+    from automl_od.records import PipelineConfig, TrialRecord, read_trials
     from automl_od.runner import LOST_WORKER, TRIALS_FILE, rerun_lost_trial
 
     config = _config("isolation_forest", n_estimators=50)
-    lost = {"trial_id": "t1", "status": "failed", "reason": f"{LOST_WORKER}, also when retried (ActorDiedError)", "config": config}
-    wanted = lambda t: t.get("config", {}).get("detector") == "isolation_forest"  # noqa: E731
+    lost = TrialRecord(trial_id="t1", status="failed", reason=f"{LOST_WORKER}, also when retried (ActorDiedError)",
+                       config=PipelineConfig.from_dict(config))
+    wanted = lambda t: t.detector == "isolation_forest"  # noqa: E731
     rows = rerun_lost_trial([lost], wanted, _data(), tmp_path, deadline=None, verbose=False)
-    assert [r["status"] for r in rows] == ["ok"] and rows[0]["trial_id"] == "t1_rerun1" and rows[0]["reward"] > 0.9
+    assert [r.status for r in rows] == ["ok"] and rows[0].trial_id == "t1_rerun1" and rows[0].reward > 0.9
     assert [json.loads(line)["trial_id"] for line in (tmp_path / TRIALS_FILE).read_text().splitlines()] == ["t1_rerun1"]
-    own_failure = {**lost, "reason": "ValueError: bad parameter"}
+    assert [r.trial_id for r in read_trials(tmp_path / TRIALS_FILE)] == ["t1_rerun1"]
+    own_failure = dataclasses.replace(lost, reason="ValueError: bad parameter")
     assert rerun_lost_trial([own_failure], wanted, _data(), tmp_path, deadline=None) == []
     assert rerun_lost_trial([lost, rows[0]], wanted, _data(), tmp_path, deadline=None) == []  # it has a result

@@ -1,0 +1,471 @@
+"""How ``AutoOD`` chooses its winner: one strategy per way of choosing, each returning a :class:`Selection`.
+
+- ``meta`` (no labels): the meta-learned recommender of :mod:`automl_od.meta` picks an ensemble.
+- ``supervised`` (1-2 labelled anomalies): the label-aware first choice learns from them, unvalidated.
+- ``search`` (otherwise): Ray Tune trials over a space, validated; the winner refitted on every row.
+
+A strategy receives a :class:`Task` (the prepared data and the estimator's settings) and an open
+tracker (or None); it neither reads nor sets the estimator's fitted attributes. The estimator
+adopts the :class:`Selection`, tracking logs it and the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from automl_od.budget import MIN_SEARCH_S, SAFETY, TRACKING_S, Clock, predicted_seconds, size_refit
+from automl_od.errors import SearchNotice, UserInputError
+from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
+
+if TYPE_CHECKING:
+    from automl_od.data import InputSchema
+    from automl_od.meta import MetaChoice
+    from automl_od.registry import Registry
+
+SELECTIONS = ("auto", "meta", "supervised", "search")
+#: Parameters that only a search (trials) uses; a choice without trials neither logs nor reports them.
+SEARCH_ONLY_PARAMETERS = frozenset({"budget", "time_budget_s", "controller", "n_workers", "resources_per_trial", "address",
+                                    "early_stopping", "trial_timeout_s", "defaults_first"})
+#: A candidate displaces the label-aware default only if its reward is higher by more than this many
+#: standard errors of the per-fold differences (about a one-sided 95 % test over 3-6 folds).
+DEFAULT_MARGIN_SE = 2.0
+#: Why the default space leaves the deep detectors out on a machine without a GPU.
+NO_GPU_REASON = ("deep detector left out of the default space without a GPU (it trains for minutes per trial on a "
+                 "CPU); space='deep' (--space deep), or a space that names it, asks for it")
+
+
+@dataclass
+class Task:
+    """What a strategy receives: the prepared rows and labels, and the estimator's settings (read only)."""
+
+    frame: pl.DataFrame
+    labels: np.ndarray | None
+    registry: Registry
+    settings: Any  # the AutoOD estimator: its parameters, as given
+    schema: InputSchema
+    contamination: float  # resolved once, from settings.contamination
+    started: float  # time.perf_counter() when the fit began
+    resume: bool = False
+
+    @property
+    def novelty(self) -> bool:
+        return bool(self.settings.novelty)
+
+    @property
+    def random_state(self) -> int | None:
+        return self.settings.random_state  # type: ignore[no-any-return]
+
+    @cached_property
+    def width(self) -> int:
+        """Columns after encoding (what the detectors' costs are counted in)."""
+        from automl_od.meta import encoded_width
+
+        return encoded_width(self.frame)
+
+    @property
+    def n_labelled(self) -> int:
+        return 0 if self.labels is None else int(self.labels.sum())
+
+
+@dataclass
+class Selection:
+    """What a strategy chose, and how: everything the estimator, tracking and the CLI report."""
+
+    strategy: str
+    pipeline: Any  # the fitted winner (an OutlierPipeline or EnsemblePipeline)
+    config: PipelineConfig
+    score: float  # its validation reward or predicted AUROC (nan: not validated)
+    trials: list[TrialRecord]
+    evaluation: str  # how candidates were compared, in words
+    mode: str  # the evaluation's mode: labelled, few_labels, label_free, novelty, meta or supervised
+    notes: list[str] = field(default_factory=list)  # caveats of this fit (also shown as notices)
+    skipped: dict[str, str] = field(default_factory=dict)  # components left out of the space, and why
+    time_budget: float | None = None  # the fit's time budget in seconds (None: none)
+    description: str = ""  # what was chosen, in a line (the registered model's description)
+    validation: tuple[np.ndarray, np.ndarray] | None = None  # labels and the winner's out-of-fold scores
+    meta_choice: MetaChoice | None = None
+    logged: bool = False  # the trials were logged to the tracker as they finished
+
+    @cached_property
+    def leaderboard(self) -> pl.DataFrame:
+        return leaderboard_frame(self.trials)
+
+    @property
+    def name(self) -> str:
+        """The winner's name: its detector, or a recommended ensemble's members."""
+        return self.trials[0].detector if self.strategy == "meta" else self.config.detector
+
+
+def notice(notes: list[str], text: str) -> None:
+    """A caveat of this fit: kept in ``notes`` (the estimator's ``evaluation_notes_``) and shown as a notice."""
+    notes.append(text)
+    warnings.warn(text, SearchNotice, stacklevel=3)
+
+
+class Strategy:
+    """One way of choosing. ``prepare`` runs before tracking opens (so a bad setting fails before
+    anything is logged) and returns the components it left out; ``select`` chooses and fits."""
+
+    name = ""
+    uses_trials = False  # whether the search's own settings (SEARCH_ONLY_PARAMETERS) play a part
+
+    def prepare(self, task: Task) -> dict[str, str]:
+        return {}
+
+    def select(self, task: Task, tracker: Any) -> Selection:
+        raise NotImplementedError
+
+
+def supervised_prior(registry: Registry) -> str | None:
+    """The label-aware detector trusted without validation: the first one registered as a first choice
+    (CatBoost when it is installed, else HistGradientBoosting)."""
+    for name, component in registry.components("detector").items():
+        if component.capabilities.needs_labels and component.first_choice:
+            return name
+    return None
+
+
+def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Registry | None = None) -> str:
+    """'meta', 'supervised' or 'search' for this data (see ``AutoOD``'s ``selection``); a clear error for a bad choice."""
+    from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
+    from automl_od.registry import default_registry
+
+    n_labelled = 0 if labels is None else int(labels.sum())
+    if selection not in SELECTIONS:
+        raise UserInputError(f"selection must be one of {', '.join(map(repr, SELECTIONS))}, got {selection!r}")
+    if selection == "meta" and (n_labelled or novelty):
+        raise UserInputError("selection 'meta' is for contaminated data without labels; with labelled anomalies or "
+                             "novelty the search validates candidates (use selection 'auto' or 'search')")
+    prior = supervised_prior(registry or default_registry())
+    if selection == "supervised" and (not n_labelled or novelty or prior is None):
+        raise UserInputError("selection 'supervised' needs labelled anomalies (y = 1), no novelty, and a label-aware "
+                             "detector registered as a first choice")
+    default_space = isinstance(space, str) and space == "default"
+    if selection == "auto":
+        if not n_labelled and not novelty and default_space:
+            return "meta"
+        if 0 < n_labelled < MIN_LABELLED_FOR_FOLDS and not novelty and default_space and prior is not None:
+            return "supervised"
+        return "search"
+    return selection
+
+
+def strategy_for(selection: str, task: Task) -> Strategy:
+    """The strategy that ``selection`` ('auto' or a name) asks for on this task."""
+    name = resolve_selection(selection, task.labels, novelty=task.novelty, space=task.settings.space, registry=task.registry)
+    return {"meta": MetaStrategy, "supervised": SupervisedStrategy, "search": SearchStrategy}[name]()
+
+
+def time_budget(task: Task) -> float | None:
+    """The fit's time budget in seconds ("auto": derived from the table's size, said in a notice)."""
+    from automl_od.budget import default_time_budget, describe_default
+
+    if task.settings.time_budget_s == "auto":
+        warnings.warn(f"time budget: {describe_default(task.frame.height, task.width)}; time_budget_s (--time-budget) "
+                      "sets another, None (--time-budget none) none", SearchNotice, stacklevel=4)
+        return default_time_budget(task.frame.height, task.width)
+    return None if task.settings.time_budget_s is None else float(task.settings.time_budget_s)
+
+
+def refit(config: PipelineConfig, task: Task, clock: Clock, *, tracking: bool, trial: TrialRecord | None = None,
+          train_rows: int | None = None) -> tuple[Any, str]:
+    """The winner fitted on every row, downsized (``automl_od.budget.size_refit``) when its predicted
+    cost exceeds the time left; the pipeline and what was downsized ("" when nothing)."""
+    from automl_od.trial import pipeline_from_config
+
+    component = task.registry.get("detector", config.detector)
+    predicted = predicted_seconds(component, task.frame.height, task.width, trial, train_rows)
+    left = clock.left()
+    sizing = size_refit(component, config.detector_params, rows=task.frame.height, predicted_s=predicted,
+                        seconds=None if left is None else left - (TRACKING_S if tracking else 0.0))
+    params = sizing.params
+    accepted = component.accepted_parameters()
+    if "threads" not in params and accepted is not None and "threads" in accepted:
+        params["threads"] = None  # no trial runs beside the refit: every core
+    pipeline = pipeline_from_config({**config.to_dict(), "detector_params": params}, task, max_fit_rows=sizing.max_fit_rows)
+    return pipeline.fit(task.frame, task.labels, registry=task.registry, schema=task.schema), sizing.note
+
+
+# --- meta: no labels -------------------------------------------------------------------------------
+
+class MetaStrategy(Strategy):
+    """No labels: the meta-learned recommender picks a rank-averaged ensemble (see :mod:`automl_od.meta`)."""
+
+    name = "meta"
+
+    def select(self, task: Task, tracker: Any) -> Selection:
+        from automl_od.meta import MetaLibrary, downsizing, member_pipeline, recommend_for
+        from automl_od.pipeline import EnsemblePipeline
+
+        if task.labels is not None:
+            warnings.warn("the labels mark no row as an anomaly: choosing without labels", SearchNotice, stacklevel=4)
+        library = MetaLibrary.load()
+        try:
+            choice, base = recommend_for(task.frame, library, random_state=task.random_state,
+                                         exclude=list(task.settings.meta_exclude or ()))
+        except ValueError as exc:  # meta_exclude names a set the library lacks, or every set
+            raise UserInputError(f"meta_exclude: {exc}") from None
+        shape = (task.frame.height, task.width)
+        members = [member_pipeline(m, contamination=task.contamination, random_state=task.random_state, shape=shape)
+                   for m in choice.members]
+        reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
+        pipeline = EnsemblePipeline(members, contamination=task.contamination).fit(
+            task.frame, registry=task.registry, fitted=reuse, schema=task.schema)
+        done = [downsizing(m, p) for m, p in zip(choice.members, pipeline.members_, strict=True)]
+        choice.downsized = list(dict.fromkeys([*choice.downsized, *filter(None, done)]))
+        notes: list[str] = []
+        for note in choice.downsized:
+            notice(notes, f"downsized to bound the fit's cost: {note}")
+        trials = [_meta_trial(rank, group, predicted, time.perf_counter() - task.started if rank == 1 else 0.0)
+                  for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
+        trials[0].reason = "; ".join(notes)
+        evaluation = (f"meta-learned recommendation: predicted test AUROC, distance-weighted over the {len(choice.neighbours)} "
+                      f"nearest of {len(library.entries)} ADBench library entries ({', '.join(choice.neighbour_sets)})")
+        return Selection(self.name, pipeline, trials[0].config or PipelineConfig("ensemble"), choice.predicted_auroc, trials,
+                         evaluation, "meta", notes, meta_choice=choice,
+                         description=(f"rank-averaged ensemble of {', '.join(choice.members)}, chosen without labels "
+                                      f"({evaluation}: {choice.predicted_auroc:.4f})"))
+
+
+def _meta_trial(rank: int, group: tuple[str, ...], predicted: float, duration_s: float) -> TrialRecord:
+    """A leaderboard row for one of the recommender's candidates (reward = predicted test AUROC)."""
+    members = "+".join(group)
+    return TrialRecord(trial_id=f"meta_{rank:02d}", config=PipelineConfig("ensemble", {"members": members}), status="ok",
+                       reward=predicted, duration_s=duration_s, label=f"ensemble:{members}")
+
+
+# --- supervised: 1-2 labelled anomalies ------------------------------------------------------------
+
+class SupervisedStrategy(Strategy):
+    """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
+
+    name = "supervised"
+
+    def select(self, task: Task, tracker: Any) -> Selection:
+        started = time.perf_counter()
+        detector = supervised_prior(task.registry)
+        assert detector is not None  # resolve_selection checked it
+        counted = f"{task.n_labelled} labelled anomal{'y' if task.n_labelled == 1 else 'ies'}"
+        notes: list[str] = []
+        notice(notes, f"only {counted}: too few to validate a search, so {detector} with its defaults learns from them, "
+                      "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)")
+        budget = time_budget(task)
+        config = PipelineConfig(detector)
+        pipeline, note = refit(config, task, Clock(budget, task.started), tracking=tracker is not None)
+        if note:
+            notice(notes, note)
+        trial = _unvalidated(config, trial_id="supervised", duration_s=time.perf_counter() - started,
+                             reason="; ".join(filter(None, ["not validated (too few labelled anomalies)", note])))
+        evaluation = f"not validated: {counted} cannot validate a choice, so {detector} (defaults) learns from all rows without a search"
+        return Selection(self.name, pipeline, config, float("nan"), [trial], evaluation, "supervised", notes,
+                         time_budget=budget, description=f"{detector} with its defaults, {evaluation}")
+
+
+def _unvalidated(config: PipelineConfig, *, trial_id: str = "default", duration_s: float = 0.0,
+                 reason: str = "not validated: the default did not finish within the time budget") -> TrialRecord:
+    """A leaderboard row for the label-aware default fitted without a validation reward."""
+    return TrialRecord(trial_id=trial_id, config=config, status="ok", reward=None, duration_s=duration_s, reason=reason)
+
+
+# --- search: trials --------------------------------------------------------------------------------
+
+class SearchStrategy(Strategy):
+    """Trials over the space, run by Ray Tune within the time budget; the best validated one refitted."""
+
+    name = "search"
+    uses_trials = True
+
+    def prepare(self, task: Task) -> dict[str, str]:
+        from automl_od.spaces import resolve_space
+
+        space = resolve_space(task.settings.space, task.registry)
+        gpu = bool((task.settings.resources_per_trial or {}).get("gpu")) or _local_gpu()
+        self.space, skipped = fit_space(space, task.registry, task.frame.height, task.labels,
+                                        leave_out_deep=task.settings.space == "default" and not gpu)
+        self.budget = time_budget(task)
+        return skipped
+
+    def select(self, task: Task, tracker: Any) -> Selection:
+        from automl_od.evaluation import make_plan
+        from automl_od.runner import SearchSettings, init_ray, rerun_lost_trial, run_search
+        from automl_od.trial import SearchData
+
+        settings, clock = task.settings, Clock(self.budget, task.started)
+        init_ray(settings.address)  # start (or reach) Ray first: its workers boot while the plan is built
+        plan = make_plan(task.frame, task.labels, novelty=task.novelty, contamination=task.contamination,
+                         random_state=task.random_state)
+        notes: list[str] = []
+        for note in plan.notes:
+            notice(notes, note)
+        data = SearchData(frame=task.frame, y=task.labels, plan=plan, contamination=task.contamination, novelty=task.novelty,
+                          random_state=task.random_state, trial_timeout_s=settings.trial_timeout_s, schema=task.schema)
+        default = default_config(task.registry, self.space) if plan.mode == "labelled" and settings.defaults_first else None
+        # the search ends early enough for the refit of its winner (predicted: the default's, if any)
+        refit_s = predicted_seconds(task.registry.get("detector", default.detector), task.frame.height, task.width) if default else 0.0
+        left, reserve = clock.left(), clock.reserve(refit_s, tracking=tracker is not None)
+        search_s = None if left is None else left - reserve
+        resources = dict(settings.resources_per_trial or {})
+        search = SearchSettings(budget=settings.budget, time_budget_s=search_s, controller=settings.controller,
+                                seed=task.random_state, n_workers=settings.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
+                                gpus_per_trial=resources.get("gpu", 0.0), address=settings.address,
+                                early_stopping=settings.early_stopping, verbose=settings.verbose,
+                                warm_start=bool(settings.defaults_first), clock=clock)
+        out_dir = Path(settings.out_dir) if settings.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
+        plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")
+                   for name, c in task.registry.components(kind).items()}
+        on_record = (lambda record: tracker.log_trial(record, plugins)) if tracker else None
+        is_default = _is_default(default)
+        try:
+            if search_s is not None and search_s < MIN_SEARCH_S:
+                trials: list[TrialRecord] = []
+                notice(notes, f"no time left for a search within the time budget of {clock.seconds:g} s (the refit needs the "
+                           "rest); raise time_budget_s to run trials")
+            else:
+                trials = run_search(data, self.space, search, out_dir, resume=task.resume, on_record=on_record)
+            if default is not None:  # the protected default lost its worker twice: run it in the driver
+                deadline = None if search_s is None else time.time() + max(0.0, (clock.left() or 0.0) - reserve)
+                trials += rerun_lost_trial(trials, is_default, data, out_dir, deadline=deadline, on_record=on_record,
+                                           verbose=settings.verbose)
+        except KeyboardInterrupt:
+            if not settings.out_dir:  # its temporary folder goes below
+                raise KeyboardInterrupt("search interrupted; its finished trials were in a temporary folder and are not "
+                                        "kept: set out_dir to keep them and continue with fit(..., resume=True)") from None
+            raise
+        finally:
+            if not settings.out_dir:
+                shutil.rmtree(out_dir, ignore_errors=True)
+        if default is not None and not any(is_default(t) and t.ok for t in trials):
+            # the strong default never finished (time budget; perhaps nothing did): nothing has been shown
+            # to beat it, so it stays
+            trials.append(_unvalidated(default))
+            notice(notes, f"{default.detector} with its defaults did not finish within the time budget, so it was not validated; "
+                       "it is kept as the winner, since no candidate was shown to beat it (raise the time budget to compare them)")
+        best = best_trial(trials, default)
+        if best is None or best.config is None:
+            raise UserInputError(_nothing_finished(trials, clock, settings.trial_timeout_s))
+        train_rows = len(plan.folds[0][0]) if plan.folds else task.frame.height
+        pipeline, note = refit(best.config, task, clock, tracking=tracker is not None, trial=best, train_rows=train_rows)
+        validation = None
+        if tracker and plan.mode == "labelled" and best.reward is not None:  # honest ROC/PR plots
+            from automl_od.trial import out_of_fold_scores
+
+            left = clock.left()
+            if left is None or float(best.duration_s or 0.0) <= SAFETY * (left - TRACKING_S):
+                validation = out_of_fold_scores(best.config.to_dict(), data)
+            else:
+                notice(notes, f"no ROC and precision-recall plots: refitting the winner on the validation folds "
+                              f"(about {best.duration_s or 0:.0f} s) would overrun the time budget")
+        if note:
+            notice(notes, note)
+            best.reason = "; ".join(filter(None, [best.reason, note]))
+        score = float("nan") if best.reward is None else float(best.reward)
+        validated = f"validation reward {score:.4f}" if best.reward is not None else "not validated"
+        return Selection(self.name, pipeline, best.config, score, trials, plan.description, plan.mode, notes,
+                         time_budget=self.budget, validation=validation, logged=True,
+                         description=(f"{best.detector} with {validated} ({plan.description}); budget {settings.budget}, "
+                                      f"controller {settings.controller}"))
+
+
+def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None) -> str:
+    """Why a search has no winner, and what to change."""
+    if all(t.status == TIMEOUT for t in trials):
+        limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
+        limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []
+        return (f"no trial finished: {'none ran' if not trials else 'every trial was stopped at its time limit'} "
+                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}")
+    reasons = "; ".join(sorted({t.reason for t in trials if t.reason})[:3])
+    return f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}"
+
+
+def _local_gpu() -> bool:
+    """Whether torch sees a CUDA device here (without importing torch when it is not installed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def fit_space(space: Any, registry: Registry, n_rows: int, labels: np.ndarray | None, *,
+              leave_out_deep: bool = False) -> tuple[Any, dict[str, str]]:
+    """Drop the components whose capabilities do not fit the data (with ``leave_out_deep``, also the
+    GPU-capable deep detectors); say why."""
+    skipped: dict[str, str] = {}
+    n_labelled = None if labels is None else int(labels.sum())
+    for kind in ("detector", "ranker", "resampler"):
+        keep = []
+        for name in space.names(kind):
+            capabilities = registry.get(kind, name).capabilities
+            reason = capabilities.unfit_reason(n_rows=n_rows, n_labelled_anomalies=n_labelled)
+            if leave_out_deep and capabilities.gpu and capabilities.iterative:
+                reason = reason or NO_GPU_REASON
+            if reason:
+                skipped[f"{kind} {name}"] = reason
+            else:
+                keep.append(name)
+        if not keep:
+            raise UserInputError(f"no {kind} in the search space fits this data: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+        space = space.restricted(kind, keep)
+    return space, skipped
+
+
+def default_config(registry: Registry, space: Any) -> PipelineConfig | None:
+    """The label-aware first choice with its default parameters, if the space holds it."""
+    name = supervised_prior(registry)
+    if name is None or name not in space.names("detector"):
+        return None
+    return PipelineConfig(name, registry.get("detector", name).default_parameters())
+
+
+def _is_default(default: PipelineConfig | None) -> Callable[[TrialRecord], bool]:
+    """Whether a trial ran ``default`` (a detector with its default parameters, unresampled, every column)."""
+    if default is None:
+        return lambda trial: False
+    return lambda trial: trial.config is not None and trial.config.is_defaults_of(default.detector, default.detector_params)
+
+
+def best_trial(trials: list[TrialRecord], default: PipelineConfig | None = None) -> TrialRecord | None:
+    """The trial with the highest reward. With ``default`` (a detector and its default parameters)
+    a trial of that configuration stays the winner unless
+    the best trial beats it clearly: by more than ``DEFAULT_MARGIN_SE`` standard errors of their
+    paired per-fold reward differences (both ran on the same folds), so a lucky fold average does
+    not displace a strong default. The standard error is Nadeau & Bengio's (Machine Learning 2003)
+    for resampled folds, whose training parts overlap: sd x sqrt(1/folds + 1/(k - 1)) rather than
+    the naive sd / sqrt(folds), which understates it (3-fold, 2 repeats: 0.82 x sd instead of 0.41
+    x sd). Trials without per-fold rewards fall back to one standard error of the best trial's fold
+    spread (the one-standard-error rule, ESL 7.10)."""
+    is_default = _is_default(default)
+    finished = [t for t in trials if t.validated]
+    kept = [t for t in trials if t.ok and t.reward is None and is_default(t)]
+    if kept:  # the default, fitted without a reward (it did not finish in time)
+        return kept[0]
+    if not finished:
+        return None
+    best = max(finished, key=lambda t: (t.reward, -trials.index(t)))
+    defaults = [t for t in finished if is_default(t)]
+    if not defaults:
+        return best
+    candidate = max(defaults, key=lambda t: t.reward)  # type: ignore[arg-type, return-value]
+    ours, theirs = best.fold_rewards, candidate.fold_rewards
+    if ours and theirs and len(ours) == len(theirs) and len(ours) > 1:
+        from automl_od.evaluation import N_FOLDS
+
+        differences = np.asarray(ours, dtype=float) - np.asarray(theirs, dtype=float)
+        corrected = np.sqrt(1 / len(differences) + 1 / (N_FOLDS - 1))  # validation / training rows = 1 / (k - 1)
+        margin = DEFAULT_MARGIN_SE * float(np.std(differences, ddof=1)) * corrected
+    else:
+        margin = float(best.reward_std or 0.0) / np.sqrt(max(1, int(best.folds_done or 1)))
+    return best if best.reward - candidate.reward > margin else candidate  # type: ignore[operator]
