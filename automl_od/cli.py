@@ -118,11 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
-    search.add_argument("--selection", choices=SELECTIONS, default="auto",
+    search.add_argument("--selection", default="auto", metavar="{" + ",".join(SELECTIONS) + ",...}",
                         help="how the winner is chosen: search (trials with a validation reward), meta (no labels: the "
                         "meta-learned recommender picks an ensemble, no trials), supervised (labelled anomalies: the "
                         "label-aware default learns from them, no trials) or auto (default, with the default space: meta "
-                        "without labelled anomalies, supervised with 1-2, search otherwise)")
+                        "without labelled anomalies, supervised with 1-2, search otherwise), or a plugin's selector (see "
+                        "`automl-od plugins`)")
     search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -300,15 +301,15 @@ def cmd_search(args: argparse.Namespace) -> int:
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
                    out_dir=str(out), verbose=not args.quiet, selection=args.selection)
-    selection = model.check(y, rows=features.height)  # the estimator's own checks, before anything starts
+    strategy = model.check(y, rows=features.height)  # the estimator's own checks, before anything starts
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     if not args.resume:
         _save_options(args, out)
     labelled = "no labels" if y is None else f"{int(y.sum())} labelled anomalies"
-    how = {"meta": "meta-learned recommendation, no trials", "supervised": "label-aware default, no trials"}.get(
-        selection, f"budget {budget or '-'} trials, " + (f"{args.time_budget:g} s" if timed else f"time budget {args.time_budget or 'none'}"))
+    how = strategy.brief if not strategy.uses_trials else (
+        f"budget {budget or '-'} trials, " + (f"{args.time_budget:g} s" if timed else f"time budget {args.time_budget or 'none'}"))
     print(f"searching {args.data}: {features.height} rows x {features.width} features, {labelled}; {how}; output in {out}",
           file=sys.stderr)
     if args.ray_auth_token_file:

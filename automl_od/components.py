@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-ComponentKind = Literal["detector", "ranker", "resampler", "controller"]
+ComponentKind = Literal["detector", "ranker", "resampler", "controller", "selector"]
 #: The four plugin kinds (one registration hook each).
 COMPONENT_KINDS: tuple[ComponentKind, ...] = get_args(ComponentKind)
 

@@ -23,11 +23,9 @@ from automl_od.plugin_tools import subsample_rows
 from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
 from automl_od.selection import (
     SEARCH_ONLY_PARAMETERS,
-    SELECTIONS,
     Selection,
     Strategy,
     Task,
-    resolve_selection,
     strategy_for,
 )
 from automl_od.settings import TrackingSettings
@@ -102,7 +100,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         "verbose": ["boolean"],
         "tracking": ["boolean", str, TrackingSettings, None],
         "register_as": [str, None],
-        "selection": [StrOptions(set(SELECTIONS))],
+        "selection": [str],  # "auto" or a registered selector: checked against the registry
         "meta_exclude": [list, tuple, None],
     }
 
@@ -128,7 +126,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         started = time.perf_counter()
         contamination = self._validate()
         task = self._prepare(X, y, contamination, started, resume)
-        strategy = strategy_for(self.selection, task)
+        strategy = strategy_for(self.selection, task.labels, novelty=self.novelty, space=self.space, registry=task.registry)
         skipped = strategy.prepare(task)  # a space that does not fit fails here, before anything is logged
         with self._tracked_run(task, strategy, skipped) as tracker:  # an unreachable store fails here
             self.tracking_run_id_ = tracker.run_id if tracker else None
@@ -146,9 +144,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             print(f"chosen ({selection.strategy}): {selection.description}", file=sys.stderr)
         return self
 
-    def check(self, y: Any = None, *, rows: int | None = None) -> str:
-        """Validate every parameter (and, given ``rows``, the table's size) without fitting; the way
-        of choosing that ``fit`` would take ('meta', 'supervised' or 'search'). The CLI's pre-flight."""
+    def check(self, y: Any = None, *, rows: int | None = None) -> Strategy:
+        """Validate every parameter (and, given ``rows``, the table's size) without fitting; the
+        selection strategy that ``fit`` would use on these labels. The CLI's pre-flight."""
         from automl_od.registry import default_registry
         from automl_od.spaces import resolve_space
 
@@ -161,7 +159,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
             probe_address(self.address)
         labels = None if y is None else validate_labels(y, len(y))
-        return resolve_selection(self.selection, labels, novelty=self.novelty, space=self.space)
+        return strategy_for(self.selection, labels, novelty=self.novelty, space=self.space, registry=default_registry())
 
     def _validate(self) -> float:
         """Every parameter against ``_parameter_constraints``, then what one parameter cannot say alone;

@@ -38,3 +38,10 @@ def register_resamplers() -> list[Component]:  # type: ignore[empty-body]
 @hookspec
 def register_controllers() -> list[Component]:  # type: ignore[empty-body]
     """Search controllers (kind ``"controller"``): factories of Optuna samplers, ``factory(seed=...)``."""
+
+
+@hookspec
+def register_selectors() -> list[Component]:  # type: ignore[empty-body]
+    """Selection strategies (kind ``"selector"``): ``factory()`` builds an
+    :class:`automl_od.selection.Strategy`, one way for ``AutoOD`` to choose its winner
+    (``selection=NAME``, ``--selection NAME``)."""

@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "automl_od.plugins.smote",
     "automl_od.plugins.optuna_controllers",
     "automl_od.plugins.curiosity_controller",
+    "automl_od.plugins.selection_strategies",
 )
 
 _HOOK_BY_KIND: dict[ComponentKind, str] = {
@@ -40,6 +41,7 @@ _HOOK_BY_KIND: dict[ComponentKind, str] = {
     "ranker": "register_rankers",
     "resampler": "register_resamplers",
     "controller": "register_controllers",
+    "selector": "register_selectors",
 }
 
 

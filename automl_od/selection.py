@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from automl_od.meta import MetaChoice
     from automl_od.registry import Registry
 
+#: The built-in ways of choosing, and "auto" (plugins may register more: ``register_selectors``).
 SELECTIONS = ("auto", "meta", "supervised", "search")
 #: Parameters that only a search (trials) uses; a choice without trials neither logs nor reports them.
 SEARCH_ONLY_PARAMETERS = frozenset({"budget", "time_budget_s", "controller", "n_workers", "resources_per_trial", "address",
@@ -114,11 +115,17 @@ def notice(notes: list[str], text: str) -> None:
 
 
 class Strategy:
-    """One way of choosing. ``prepare`` runs before tracking opens (so a bad setting fails before
-    anything is logged) and returns the components it left out; ``select`` chooses and fits."""
+    """One way of choosing, registered as a ``selector`` plugin (``register_selectors``; the built-ins
+    in ``automl_od.plugins.selection_strategies``). ``refuses`` says why it cannot serve some data;
+    ``prepare`` runs before tracking opens (so a bad setting fails before anything is logged) and
+    returns the components it left out; ``select`` chooses and fits, and returns a :class:`Selection`."""
 
     name = ""
     uses_trials = False  # whether the search's own settings (SEARCH_ONLY_PARAMETERS) play a part
+    brief = "no trials"  # how it chooses, in a few words (the CLI's first line)
+
+    def refuses(self, *, n_labelled: int, novelty: bool, registry: Registry) -> str | None:
+        return None
 
     def prepare(self, task: Task) -> dict[str, str]:
         return {}
@@ -137,34 +144,34 @@ def supervised_prior(registry: Registry) -> str | None:
 
 
 def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Registry | None = None) -> str:
-    """'meta', 'supervised' or 'search' for this data (see ``AutoOD``'s ``selection``); a clear error for a bad choice."""
+    """The registered selector that ``selection`` asks for on this data: 'auto' is ``meta`` for data
+    without labelled anomalies (not novelty) and the default space, ``supervised`` for 1-2 labelled
+    anomalies and the default space, ``search`` otherwise; a clear error for a name no plugin
+    registers or a selector that refuses the data."""
     from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
     from automl_od.registry import default_registry
 
+    registry = registry or default_registry()
     n_labelled = 0 if labels is None else int(labels.sum())
-    if selection not in SELECTIONS:
-        raise UserInputError(f"selection must be one of {', '.join(map(repr, SELECTIONS))}, got {selection!r}")
-    if selection == "meta" and (n_labelled or novelty):
-        raise UserInputError("selection 'meta' is for contaminated data without labels; with labelled anomalies or "
-                             "novelty the search validates candidates (use selection 'auto' or 'search')")
-    prior = supervised_prior(registry or default_registry())
-    if selection == "supervised" and (not n_labelled or novelty or prior is None):
-        raise UserInputError("selection 'supervised' needs labelled anomalies (y = 1), no novelty, and a label-aware "
-                             "detector registered as a first choice")
-    default_space = isinstance(space, str) and space == "default"
     if selection == "auto":
+        default_space = isinstance(space, str) and space == "default"
         if not n_labelled and not novelty and default_space:
-            return "meta"
-        if 0 < n_labelled < MIN_LABELLED_FOR_FOLDS and not novelty and default_space and prior is not None:
-            return "supervised"
-        return "search"
+            selection = "meta"
+        elif 0 < n_labelled < MIN_LABELLED_FOR_FOLDS and not novelty and default_space and supervised_prior(registry):
+            selection = "supervised"
+        else:
+            selection = "search"
+    reason = registry.get("selector", selection).factory().refuses(n_labelled=n_labelled, novelty=novelty, registry=registry)
+    if reason:
+        raise UserInputError(f"selection {selection!r} {reason}")
     return selection
 
 
-def strategy_for(selection: str, task: Task) -> Strategy:
-    """The strategy that ``selection`` ('auto' or a name) asks for on this task."""
-    name = resolve_selection(selection, task.labels, novelty=task.novelty, space=task.settings.space, registry=task.registry)
-    return {"meta": MetaStrategy, "supervised": SupervisedStrategy, "search": SearchStrategy}[name]()
+def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Registry) -> Strategy:
+    """The strategy that ``selection`` ('auto' or a registered selector's name) asks for on this data."""
+    name = resolve_selection(selection, labels, novelty=novelty, space=space, registry=registry)
+    strategy: Strategy = registry.get("selector", name).factory()
+    return strategy
 
 
 def time_budget(task: Task) -> float | None:
@@ -203,6 +210,13 @@ class MetaStrategy(Strategy):
     """No labels: the meta-learned recommender picks a rank-averaged ensemble (see :mod:`automl_od.meta`)."""
 
     name = "meta"
+    brief = "meta-learned recommendation, no trials"
+
+    def refuses(self, *, n_labelled: int, novelty: bool, registry: Registry) -> str | None:
+        if n_labelled or novelty:
+            return ("is for contaminated data without labels; with labelled anomalies or novelty the search "
+                    "validates candidates (use selection 'auto' or 'search')")
+        return None
 
     def select(self, task: Task, tracker: Any) -> Selection:
         from automl_od.meta import MetaLibrary, downsizing, member_pipeline, recommend_for
@@ -251,6 +265,12 @@ class SupervisedStrategy(Strategy):
     """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
 
     name = "supervised"
+    brief = "label-aware default, no trials"
+
+    def refuses(self, *, n_labelled: int, novelty: bool, registry: Registry) -> str | None:
+        if not n_labelled or novelty or supervised_prior(registry) is None:
+            return "needs labelled anomalies (y = 1), no novelty, and a label-aware detector registered as a first choice"
+        return None
 
     def select(self, task: Task, tracker: Any) -> Selection:
         started = time.perf_counter()
@@ -285,6 +305,7 @@ class SearchStrategy(Strategy):
 
     name = "search"
     uses_trials = True
+    brief = "trials"
 
     def prepare(self, task: Task) -> dict[str, str]:
         from automl_od.spaces import resolve_space

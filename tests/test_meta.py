@@ -145,7 +145,7 @@ def test_selection_modes_and_their_errors(blob_data):
     X, y = blob_data
     with pytest.raises(UserInputError, match="meta_exclude: cannot exclude"):
         AutoOD(meta_exclude=["no-such-set"], tracking=False).fit(X)
-    with pytest.raises(UserInputError, match="The .selection. parameter of AutoOD must be a str among"):
+    with pytest.raises(UserInputError, match="unknown selector 'best'; registered selectors: meta, search, supervised"):
         AutoOD(selection="best", tracking=False).fit(X)
     with pytest.raises(UserInputError, match="is for contaminated data without labels"):
         AutoOD(selection="meta", tracking=False).fit(X, y)

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 from automl_od import Capabilities, Component, hookimpl
+from automl_od.budget import Clock
+from automl_od.records import PipelineConfig, TrialRecord
+from automl_od.selection import Selection, Strategy, refit
 
 
 class DistanceToMean:
@@ -68,6 +71,23 @@ class Sleeps(DistanceToMean):
 
         time.sleep(self.seconds)
         return super().fit(X, y)
+
+
+class HouseRule(Strategy):
+    """A team's house rule: distance_to_mean with 5 epochs, no trials."""
+
+    name = "house_rule"
+
+    def select(self, task, tracker):
+        config = PipelineConfig("distance_to_mean", {"epochs": 5})
+        pipeline, _ = refit(config, task, Clock(None), tracking=tracker is not None)
+        return Selection(self.name, pipeline, config, float("nan"), [TrialRecord("house", config, status="ok")],
+                         "chosen by the house rule", "house_rule", description="distance_to_mean by the house rule")
+
+
+@hookimpl
+def register_selectors():
+    return [Component("house_rule", "selector", HouseRule, description="the house rule")]
 
 
 @hookimpl
@@ -163,3 +183,22 @@ def test_a_trial_past_the_time_budget_is_stopped_and_recorded_as_a_timeout(tmp_p
     assert trials["sleeps"]["duration_s"] < 20
     assert elapsed < 20 + 40, f"the search took {elapsed:.0f} s"  # the sleep alone is 600 s
     assert "sleeps" in result.stdout and "timeout" in result.stdout  # the leaderboard shows it
+
+
+def test_a_plugin_selector_chooses_the_winner(tmp_path, plugin_path):
+    """Issue 16: ways of choosing are plugins (register_selectors); --selection NAME uses one, and the
+    leaderboard, search.json and the scores come from what it chose."""
+    env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
+    listed = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    demo = next(p for p in listed if p["name"] == "demo")
+    assert {"kind": "selector", "name": "house_rule", "description": "the house rule"} in demo["components"]
+    data, _, out = _search_files(tmp_path, "distance_to_mean", rows=200)
+    result = run_cli("search", data, "--selection", "house_rule", "--no-tracking", "--out", out, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "no trials" in result.stderr and "budget" not in result.stderr.splitlines()[0]
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["best"]["detector"] == "distance_to_mean" and summary["best"]["detector_params"] == {"epochs": 5}
+    assert summary["evaluation"] == "chosen by the house rule"
+    assert pl.read_csv(out / "scores.csv").height == 212  # blobs(n=200) holds 12 outliers besides
+    unknown = run_cli("search", data, "--selection", "nope", "--no-tracking", "--out", tmp_path / "x", env=env)
+    assert unknown.returncode == 2 and "unknown selector 'nope'" in unknown.stderr and "house_rule" in unknown.stderr
