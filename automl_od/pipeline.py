@@ -80,6 +80,9 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """User-facing score in [0, 1], higher = more abnormal, comparable across detectors."""
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "scale_")  # a clear NotFittedError, not a missing attribute
         return self.scale_.transform(self.raw_score(X))
 
     def is_outlier(self, X: Any) -> np.ndarray:

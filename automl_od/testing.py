@@ -39,12 +39,14 @@ __all__ = [
     "check_detector",
     "check_ranker",
     "check_resampler",
+    "check_selector",
     "checks_for",
     "controller_checks",
     "detector_checks",
     "parametrize_with_checks",
     "ranker_checks",
     "resampler_checks",
+    "selector_checks",
 ]
 
 #: A check bound to its component: call it; an AssertionError's message starts with the check's
@@ -579,6 +581,86 @@ def controller_checks(component: Component, params: Mapping[str, Any] | None = N
                                         check_controller_pickle_round_trip])
 
 
+# -- selectors ---------------------------------------------------------------------------------
+
+class _SelectorCase:
+    """A selector's strategy and small tables to choose for: one without labels, one with 5
+    labelled anomalies (the strategy is run directly, so it need not be registered yet; the
+    detectors it picks come from the default registry)."""
+
+    def __init__(self, component: Component, params: Mapping[str, Any] | None) -> None:
+        self.component, self.params = component, dict(params or {})
+        inliers, outliers = _blobs()
+        self.X = np.r_[inliers, outliers]
+        self.y = np.r_[np.zeros(len(inliers)), np.ones(len(outliers))].astype(np.int64)
+
+    def strategy(self) -> Any:
+        return self.component.factory(**self.params)
+
+    def task(self, labels: np.ndarray | None) -> Any:
+        import time
+
+        from automl_od.data import InputSchema, as_frame
+        from automl_od.estimator import AutoOD
+        from automl_od.registry import default_registry
+        from automl_od.selection import Task
+
+        schema = InputSchema()
+        frame = schema.fit_transform(as_frame(self.X, columns=[f"x{i}" for i in range(self.X.shape[1])]))
+        settings = AutoOD(selection=self.component.name, budget=2, time_budget_s=None, space="fast", tracking=False,
+                          random_state=0, n_workers=1)
+        return Task(frame=frame, labels=labels, registry=default_registry(), settings=settings, schema=schema,
+                    contamination=0.1, started=time.perf_counter())
+
+
+def check_selector_builds_a_strategy(case: _SelectorCase) -> None:
+    """``factory()`` builds a :class:`~automl_od.selection.Strategy` named as the component, whose
+    ``refuses`` answers None or a reason for data with and without labels."""
+    from automl_od.registry import default_registry
+    from automl_od.selection import Strategy
+
+    strategy = case.strategy()
+    assert isinstance(strategy, Strategy), f"factory() must build an automl_od.selection.Strategy, got {type(strategy).__name__}"
+    assert strategy.name == case.component.name, f"its name is {strategy.name!r}, registered as {case.component.name!r}"
+    for n_labelled in (0, 5):
+        answer = strategy.refuses(n_labelled=n_labelled, novelty=False, registry=default_registry())
+        assert answer is None or (isinstance(answer, str) and answer.strip()), f"refuses must give None or a reason, got {answer!r}"
+
+
+def check_selector_returns_a_fitted_selection(case: _SelectorCase) -> None:
+    """On data it does not refuse, ``prepare`` then ``select`` (no tracker) return a
+    :class:`~automl_od.selection.Selection` under its name, with trial records, an evaluation in
+    words and a fitted winner that scores every row (finite) and has a threshold."""
+    from automl_od.records import PipelineConfig, TrialRecord
+    from automl_od.registry import default_registry
+    from automl_od.selection import Selection
+
+    strategy = case.strategy()
+    labels = next((y for y in (None, case.y) if strategy.refuses(n_labelled=0 if y is None else int(y.sum()), novelty=False,
+                                                                  registry=default_registry()) is None), None)
+    task = case.task(labels)
+    skipped = strategy.prepare(task)
+    assert isinstance(skipped, dict), f"prepare must return the components it left out (a dict), got {skipped!r}"
+    selection = strategy.select(task, None)
+    assert isinstance(selection, Selection), f"select must return a Selection, got {type(selection).__name__}"
+    assert selection.strategy == case.component.name, f"the Selection says strategy {selection.strategy!r}"
+    assert isinstance(selection.config, PipelineConfig), "the Selection's config must be a PipelineConfig"
+    assert selection.trials and all(isinstance(t, TrialRecord) for t in selection.trials), "it needs one TrialRecord or more"
+    assert isinstance(selection.evaluation, str) and selection.evaluation.strip(), "say how candidates were compared"
+    assert selection.leaderboard.height == len(selection.trials)
+    scores = np.asarray(selection.pipeline.anomaly_score(task.frame), dtype=float)
+    assert scores.shape == (task.frame.height,) and np.all(np.isfinite(scores)), "the winner must score every row"
+    assert 0 < float(selection.pipeline.threshold_) < 1, "the winner must be fitted with a threshold"
+
+
+def selector_checks(component: Component, params: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Check]]:
+    """The named checks of a selection strategy, as (name, check). Choosing runs whatever the
+    strategy runs (a search starts Ray); each check takes seconds."""
+    yield _declaration(component, "selector")
+    case = _SelectorCase(component, params)
+    yield from _bound(component, case, [check_selector_builds_a_strategy, check_selector_returns_a_fitted_selection])
+
+
 # -- running them ------------------------------------------------------------------------------
 
 _CHECKS_BY_KIND: dict[str, Callable[..., Iterator[tuple[str, Check]]]] = {
@@ -586,6 +668,7 @@ _CHECKS_BY_KIND: dict[str, Callable[..., Iterator[tuple[str, Check]]]] = {
     "ranker": ranker_checks,
     "resampler": resampler_checks,
     "controller": controller_checks,
+    "selector": selector_checks,
 }
 
 
@@ -649,6 +732,13 @@ def check_controller(component: Component, params: Mapping[str, Any] | None = No
                      expected_failures: ExpectedFailures | None = None) -> None:
     """Run the controller checks (see :func:`controller_checks`)."""
     _check_kind(component, "controller")
+    check_component(component, params, expected_failures=expected_failures)
+
+
+def check_selector(component: Component, params: Mapping[str, Any] | None = None, *,
+                   expected_failures: ExpectedFailures | None = None) -> None:
+    """Run the selector checks (see :func:`selector_checks`)."""
+    _check_kind(component, "selector")
     check_component(component, params, expected_failures=expected_failures)
 
 

@@ -22,6 +22,7 @@ from automl_od.testing import (
     check_detector,
     check_ranker,
     check_resampler,
+    check_selector,
     checks_for,
     parametrize_with_checks,
 )
@@ -38,7 +39,7 @@ def test_builtin_rankers_resamplers_and_controllers_pass_their_checks(check):
 
 
 def test_every_builtin_component_passes_the_registration_checks():
-    for kind in ("detector", "ranker", "resampler", "controller"):
+    for kind in ("detector", "ranker", "resampler", "controller", "selector"):
         for component in REGISTRY.components(kind).values():
             assert component.problems() == [], (kind, component.name)
 
@@ -444,10 +445,53 @@ def test_a_broken_controller_fails_the_check_named_for_it(factory, check_name, f
         check_controller(component)
 
 
+# -- selectors ---------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("ray_session")  # the search strategy starts trials
+@parametrize_with_checks(list(REGISTRY.components("selector").values()))
+def test_builtin_selectors_pass_their_checks(check):
+    check()
+
+
+class Unfitted:
+    """A strategy that forgets to fit its winner."""
+
+    name = "unfitted"
+
+    def refuses(self, **_: Any) -> None:
+        return None
+
+    def prepare(self, task: Any) -> dict:
+        return {}
+
+    def select(self, task: Any, tracker: Any) -> Any:
+        from automl_od.pipeline import OutlierPipeline
+        from automl_od.records import PipelineConfig, TrialRecord
+        from automl_od.selection import Selection
+
+        config = PipelineConfig("isolation_forest")
+        return Selection(self.name, OutlierPipeline("isolation_forest"), config, 0.5, [TrialRecord("t", config, status="ok")],
+                         "none", "none")
+
+
+def test_a_broken_selector_fails_the_check_named_for_it():
+    from automl_od.selection import Strategy
+
+    class Misnamed(Strategy):
+        name = "something_else"
+
+    _fails(Component("misnamed", "selector", Misnamed), "check_selector_builds_a_strategy", "its name is 'something_else'")
+    _fails(Component("not_a_strategy", "selector", dict), "check_selector_builds_a_strategy", "must build an automl_od.selection.Strategy")
+    unfitted = Component("unfitted", "selector", type("UnfittedStrategy", (Unfitted, Strategy), {}))
+    _fails(unfitted, "check_selector_returns_a_fitted_selection", "raised NotFittedError")
+    with pytest.raises(AssertionError, match="^check_selector_returns_a_fitted_selection \\(selector 'unfitted'\\): "):
+        check_selector(unfitted)
+
+
 # -- checks when a component registers ---------------------------------------------------------
 
 _HOOKS = {"detector": "register_detectors", "ranker": "register_rankers", "resampler": "register_resamplers",
-          "controller": "register_controllers"}
+          "controller": "register_controllers", "selector": "register_selectors"}
 
 
 def _register(kind: str, returned: Any) -> Registry:
