@@ -707,39 +707,25 @@ def check_component(component: Component, params: Mapping[str, Any] | None = Non
                              "remove it from expected_failures")
 
 
-def check_detector(component: Component, params: Mapping[str, Any] | None = None, *,
-                   expected_failures: ExpectedFailures | None = None) -> None:
-    """Run the detector checks (see :func:`detector_checks`); ``params`` go to the factory."""
-    _check_kind(component, "detector")
-    check_component(component, params, expected_failures=expected_failures)
+def _run_checks_of(kind: ComponentKind) -> Callable[..., None]:
+    """``check_<kind>(component, params=None, *, expected_failures=None)``: every check of a ``kind``."""
+
+    def run(component: Component, params: Mapping[str, Any] | None = None, *,
+            expected_failures: ExpectedFailures | None = None) -> None:
+        _check_kind(component, kind)
+        check_component(component, params, expected_failures=expected_failures)
+
+    run.__name__ = run.__qualname__ = f"check_{kind}"
+    run.__doc__ = (f"Run the {kind} checks (see :func:`{kind}_checks`), stopping at the first that fails; ``params`` "
+                   "go to the factory; ``expected_failures`` maps check names to why they fail.")
+    return run
 
 
-def check_ranker(component: Component, params: Mapping[str, Any] | None = None, *,
-                 expected_failures: ExpectedFailures | None = None) -> None:
-    """Run the ranker checks (see :func:`ranker_checks`)."""
-    _check_kind(component, "ranker")
-    check_component(component, params, expected_failures=expected_failures)
-
-
-def check_resampler(component: Component, params: Mapping[str, Any] | None = None, *,
-                    expected_failures: ExpectedFailures | None = None) -> None:
-    """Run the resampler checks (see :func:`resampler_checks`)."""
-    _check_kind(component, "resampler")
-    check_component(component, params, expected_failures=expected_failures)
-
-
-def check_controller(component: Component, params: Mapping[str, Any] | None = None, *,
-                     expected_failures: ExpectedFailures | None = None) -> None:
-    """Run the controller checks (see :func:`controller_checks`)."""
-    _check_kind(component, "controller")
-    check_component(component, params, expected_failures=expected_failures)
-
-
-def check_selector(component: Component, params: Mapping[str, Any] | None = None, *,
-                   expected_failures: ExpectedFailures | None = None) -> None:
-    """Run the selector checks (see :func:`selector_checks`)."""
-    _check_kind(component, "selector")
-    check_component(component, params, expected_failures=expected_failures)
+check_detector = _run_checks_of("detector")
+check_ranker = _run_checks_of("ranker")
+check_resampler = _run_checks_of("resampler")
+check_controller = _run_checks_of("controller")
+check_selector = _run_checks_of("selector")
 
 
 def _check_kind(component: Component, kind: ComponentKind) -> None:

@@ -67,6 +67,14 @@ def _fails(component: Component, check_name: str, fragment: str, params: dict[st
     assert fragment in message, message
 
 
+def _fails_alone_and_in_all(component: Component, check_name: str, fragment: str, run_all: Any) -> None:
+    """As :func:`_fails`, and running every check of the kind (``run_all``, e.g. check_ranker) stops
+    at a failing check, named with the component."""
+    _fails(component, check_name, fragment)
+    with pytest.raises(AssertionError, match=f"^check_[a-z_]+ \\({component.kind} '{component.name}'\\): "):
+        run_all(component)
+
+
 # -- detectors ---------------------------------------------------------------------------------
 
 class MeanDistance:
@@ -187,10 +195,7 @@ def test_a_sound_detector_passes_every_named_check():
     (WrongContributions, {}, "check_feature_contributions_add_up", "add up to the score"),
 ])
 def test_a_broken_detector_fails_the_check_named_for_it(factory, capabilities, check_name, fragment):
-    component = _detector(factory, **capabilities)
-    _fails(component, check_name, fragment)
-    with pytest.raises(AssertionError, match=f"^check_[a-z_]+ \\(detector '{factory.__name__}'\\): "):
-        check_detector(component)
+    _fails_alone_and_in_all(_detector(factory, **capabilities), check_name, fragment, check_detector)
 
 
 def test_check_detector_names_the_first_failing_check():
@@ -283,10 +288,7 @@ def test_a_sound_ranker_passes_every_named_check():
     (UnseededShuffle, "check_rank_is_seeded", "ranked differently"),
 ])
 def test_a_broken_ranker_fails_the_check_named_for_it(factory, check_name, fragment):
-    component = _ranker(factory)
-    _fails(component, check_name, fragment)
-    with pytest.raises(AssertionError, match=f"^check_[a-z_]+ \\(ranker '{factory.__name__}'\\): "):
-        check_ranker(component)
+    _fails_alone_and_in_all(_ranker(factory), check_name, fragment, check_ranker)
 
 
 # -- resamplers --------------------------------------------------------------------------------
@@ -362,10 +364,7 @@ def test_a_sound_resampler_passes_every_named_check():
     (BlendsCategories, "check_resample_categorical_groups", "pattern no input row has"),
 ])
 def test_a_broken_resampler_fails_the_check_named_for_it(factory, check_name, fragment):
-    component = _resampler(factory)
-    _fails(component, check_name, fragment)
-    with pytest.raises(AssertionError, match=f"^check_[a-z_]+ \\(resampler '{factory.__name__}'\\): "):
-        check_resampler(component)
+    _fails_alone_and_in_all(_resampler(factory), check_name, fragment, check_resampler)
 
 
 # -- controllers -------------------------------------------------------------------------------
@@ -439,10 +438,7 @@ def test_a_sound_controller_passes_every_named_check():
     (unpicklable, "check_controller_pickle_round_trip", "raised TypeError"),
 ])
 def test_a_broken_controller_fails_the_check_named_for_it(factory, check_name, fragment):
-    component = _controller(factory)
-    _fails(component, check_name, fragment)
-    with pytest.raises(AssertionError, match=f"^check_[a-z_]+ \\(controller '{factory.__name__}'\\): "):
-        check_controller(component)
+    _fails_alone_and_in_all(_controller(factory), check_name, fragment, check_controller)
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -483,9 +479,7 @@ def test_a_broken_selector_fails_the_check_named_for_it():
     _fails(Component("misnamed", "selector", Misnamed), "check_selector_builds_a_strategy", "its name is 'something_else'")
     _fails(Component("not_a_strategy", "selector", dict), "check_selector_builds_a_strategy", "must build an automl_od.selection.Strategy")
     unfitted = Component("unfitted", "selector", type("UnfittedStrategy", (Unfitted, Strategy), {}))
-    _fails(unfitted, "check_selector_returns_a_fitted_selection", "raised NotFittedError")
-    with pytest.raises(AssertionError, match="^check_selector_returns_a_fitted_selection \\(selector 'unfitted'\\): "):
-        check_selector(unfitted)
+    _fails_alone_and_in_all(unfitted, "check_selector_returns_a_fitted_selection", "raised NotFittedError", check_selector)
 
 
 # -- checks when a component registers ---------------------------------------------------------
