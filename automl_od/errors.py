@@ -33,3 +33,17 @@ class UnknownComponent(UserInputError, KeyError):
 class SearchNotice(UserWarning):
     """Something the user should know about a search that still runs (e.g. labels that mark no
     anomaly, or too few of them for a reliable reward); the CLI prints it as a notice line."""
+
+
+def notify(text: str) -> None:
+    """Warn ``text`` as a :class:`SearchNotice`, attributed to the first caller outside automl-od
+    (the user's line that called ``fit``, wherever inside the package the notice arose)."""
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 2  # stacklevel 2 is notify's caller
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(text, SearchNotice, stacklevel=level)

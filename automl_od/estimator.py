@@ -6,7 +6,6 @@ import contextlib
 import os
 import sys
 import time
-import warnings
 from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -18,7 +17,7 @@ from sklearn.utils._param_validation import Interval, InvalidParameterError, Str
 from sklearn.utils.validation import check_is_fitted
 
 from automl_od.data import InputSchema, as_frame, format_notices, has_column_names, validate_labels
-from automl_od.errors import SearchNotice, UserInputError
+from automl_od.errors import UserInputError, notify
 from automl_od.plugin_tools import subsample_rows
 from automl_od.scoring import ScikitLearnScoresMixin, resolve_contamination
 from automl_od.selection import (
@@ -269,7 +268,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             frame = self.input_schema_.transform(frame, notices=counted)
             notices = format_notices(counted)
         for notice in notices:
-            warnings.warn(notice, SearchNotice, stacklevel=3)
+            notify(notice)
         return frame
 
     def __sklearn_tags__(self) -> Any:

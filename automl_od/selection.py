@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from automl_od.budget import MIN_SEARCH_S, SAFETY, TRACKING_S, Clock, predicted_seconds, size_refit
-from automl_od.errors import SearchNotice, UserInputError
+from automl_od.errors import UserInputError, notify
 from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ class Selection:
 def notice(notes: list[str], text: str) -> None:
     """A caveat of this fit: kept in ``notes`` (the estimator's ``evaluation_notes_``) and shown as a notice."""
     notes.append(text)
-    warnings.warn(text, SearchNotice, stacklevel=3)
+    notify(text)
 
 
 class Strategy:
@@ -179,8 +178,8 @@ def time_budget(task: Task) -> float | None:
     from automl_od.budget import default_time_budget, describe_default
 
     if task.settings.time_budget_s == "auto":
-        warnings.warn(f"time budget: {describe_default(task.frame.height, task.width)}; time_budget_s (--time-budget) "
-                      "sets another, None (--time-budget none) none", SearchNotice, stacklevel=4)
+        notify(f"time budget: {describe_default(task.frame.height, task.width)}; time_budget_s (--time-budget) "
+                      "sets another, None (--time-budget none) none")
         return default_time_budget(task.frame.height, task.width)
     return None if task.settings.time_budget_s is None else float(task.settings.time_budget_s)
 
@@ -223,7 +222,7 @@ class MetaStrategy(Strategy):
         from automl_od.pipeline import EnsemblePipeline
 
         if task.labels is not None:
-            warnings.warn("the labels mark no row as an anomaly: choosing without labels", SearchNotice, stacklevel=4)
+            notify("the labels mark no row as an anomaly: choosing without labels")
         library = MetaLibrary.load()
         try:
             choice, base = recommend_for(task.frame, library, random_state=task.random_state,

@@ -40,7 +40,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from automl_od.errors import SearchNotice, UserInputError
+from automl_od.errors import UserInputError, notify
 from automl_od.records import METRICS, TRIALS_FILE, TrialRecord, read_trials
 from automl_od.settings import TrackingSettings
 
@@ -167,7 +167,7 @@ class SearchTracker:
         except TrackingUnavailable as exc:
             if settings.required:
                 raise
-            warnings.warn(f"tracking is off for this search: {exc}", SearchNotice, stacklevel=2)
+            notify(f"tracking is off for this search: {exc}")
             return None
         saved = out_dir / TRACKING_FILE if out_dir else None
         if resume and saved and saved.exists():
@@ -288,7 +288,7 @@ class SearchTracker:
     def report(self) -> None:
         if self.errors:
             shown = "; ".join(self.errors[:3]) + (f"; and {len(self.errors) - 3} more" if len(self.errors) > 3 else "")
-            warnings.warn(f"tracking: {len(self.errors)} item(s) were not logged to {self.uri}: {shown}", SearchNotice, stacklevel=3)
+            notify(f"tracking: {len(self.errors)} item(s) were not logged to {self.uri}: {shown}")
 
 
 @contextlib.contextmanager
@@ -415,7 +415,7 @@ class OutlierPipelineModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name
             notices: dict[str, int] = {}
             frame = contract.transform(frame, notices=notices)
             for notice in format_notices(notices):
-                warnings.warn(notice, SearchNotice, stacklevel=2)
+                notify(notice)
         return self.pipeline.score_frame(frame).to_pandas()
 
 
