@@ -101,11 +101,6 @@ class Selection:
     def leaderboard(self) -> pl.DataFrame:
         return leaderboard_frame(self.trials)
 
-    @property
-    def name(self) -> str:
-        """The winner's name: its detector, or a recommended ensemble's members."""
-        return self.trials[0].detector if self.strategy == "meta" else self.config.detector
-
 
 def notice(notes: list[str], text: str) -> None:
     """A caveat of this fit: kept in ``notes`` (the estimator's ``evaluation_notes_``) and shown as a notice."""
@@ -179,7 +174,7 @@ def time_budget(task: Task) -> float | None:
 
     if task.settings.time_budget_s == "auto":
         notify(f"time budget: {describe_default(task.frame.height, task.width)}; time_budget_s (--time-budget) "
-                      "sets another, None (--time-budget none) none")
+               "sets another, None (--time-budget none) none")
         return default_time_budget(task.frame.height, task.width)
     return None if task.settings.time_budget_s is None else float(task.settings.time_budget_s)
 
