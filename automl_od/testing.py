@@ -89,6 +89,13 @@ def _declaration(component: Component, kind: ComponentKind) -> tuple[str, Check]
     return "check_declaration", _named("check_declaration", component, check_declaration, component, kind)
 
 
+def _declared_and_bound(component: Component, kind: ComponentKind, case: Any,
+                        functions: Iterable[Callable[[Any], None]]) -> Iterator[tuple[str, Check]]:
+    """``check_declaration``, then each of ``functions`` bound to ``case`` (the kind's shared data)."""
+    yield _declaration(component, kind)
+    yield from _bound(component, case, functions)
+
+
 def _seeded(component: Component, params: Mapping[str, Any]) -> bool:
     accepted = component.accepted_parameters()
     return accepted is None or "random_state" in accepted or "random_state" in params
@@ -365,11 +372,11 @@ def check_rank_is_seeded(case: _RankerCase) -> None:
 def ranker_checks(component: Component, params: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Check]]:
     """The named checks of a ranker, as (name, check); ``params`` go to its factory (a ``keep``
     among them, the pipeline's top-k share, is left out)."""
-    yield _declaration(component, "ranker")
-    case = _RankerCase(component, params)
-    yield from _bound(component, case, [check_rank_is_a_permutation, check_rank_without_labels,
-                                        check_rank_without_labelled_anomalies, check_rank_single_column,
-                                        check_rank_leaves_input_unchanged, check_rank_is_seeded])
+    checks = [
+        check_rank_is_a_permutation, check_rank_without_labels, check_rank_without_labelled_anomalies,
+        check_rank_single_column, check_rank_leaves_input_unchanged, check_rank_is_seeded
+    ]
+    return _declared_and_bound(component, "ranker", _RankerCase(component, params), checks)
 
 
 # -- resamplers --------------------------------------------------------------------------------
@@ -459,11 +466,11 @@ def check_resample_categorical_groups(case: _ResamplerCase) -> None:
 
 def resampler_checks(component: Component, params: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Check]]:
     """The named checks of a resampler, as (name, check); ``params`` go to its factory."""
-    yield _declaration(component, "resampler")
-    case = _ResamplerCase(component, params)
-    yield from _bound(component, case, [check_resample_returns_a_labelled_fold, check_resample_leaves_input_unchanged,
-                                        check_resample_few_labelled_anomalies, check_resample_is_seeded,
-                                        check_resample_categorical_groups])
+    checks = [
+        check_resample_returns_a_labelled_fold, check_resample_leaves_input_unchanged,
+        check_resample_few_labelled_anomalies, check_resample_is_seeded, check_resample_categorical_groups
+    ]
+    return _declared_and_bound(component, "resampler", _ResamplerCase(component, params), checks)
 
 
 # -- controllers -------------------------------------------------------------------------------
@@ -574,11 +581,11 @@ def check_controller_pickle_round_trip(case: _ControllerCase) -> None:
 
 def controller_checks(component: Component, params: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Check]]:
     """The named checks of a controller, as (name, check); ``params`` go to its factory with ``seed``."""
-    yield _declaration(component, "controller")
-    case = _ControllerCase(component, params)
-    yield from _bound(component, case, [check_controller_is_an_optuna_sampler, check_controller_runs_a_conditional_space,
-                                        check_controller_is_seeded, check_controller_follows_enqueued_trials,
-                                        check_controller_pickle_round_trip])
+    checks = [
+        check_controller_is_an_optuna_sampler, check_controller_runs_a_conditional_space, check_controller_is_seeded,
+        check_controller_follows_enqueued_trials, check_controller_pickle_round_trip
+    ]
+    return _declared_and_bound(component, "controller", _ControllerCase(component, params), checks)
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -656,9 +663,10 @@ def check_selector_returns_a_fitted_selection(case: _SelectorCase) -> None:
 def selector_checks(component: Component, params: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Check]]:
     """The named checks of a selection strategy, as (name, check). Choosing runs whatever the
     strategy runs (a search starts Ray); each check takes seconds."""
-    yield _declaration(component, "selector")
-    case = _SelectorCase(component, params)
-    yield from _bound(component, case, [check_selector_builds_a_strategy, check_selector_returns_a_fitted_selection])
+    checks = [
+        check_selector_builds_a_strategy, check_selector_returns_a_fitted_selection
+    ]
+    return _declared_and_bound(component, "selector", _SelectorCase(component, params), checks)
 
 
 # -- running them ------------------------------------------------------------------------------

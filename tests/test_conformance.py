@@ -346,15 +346,8 @@ class BlendsCategories(Duplicate):
         return np.r_[X, synthetic], np.r_[y, np.ones(len(synthetic), dtype=y.dtype)]
 
 
-def _resampler(factory: Any) -> Component:
-    return Component(factory.__name__, "resampler", factory)
-
-
-def test_a_sound_resampler_passes_every_named_check():
-    check_resampler(_resampler(Duplicate))
-
-
-@pytest.mark.parametrize(("factory", "check_name", "fragment"), [
+#: (broken resampler, the check it fails, what the failure says)
+BROKEN_RESAMPLERS = [
     (DropsAnomalies, "check_resample_returns_a_labelled_fold", "6 of 6 labelled anomalies were dropped"),
     (AddsAColumn, "check_resample_returns_a_labelled_fold", "must keep its 6 columns"),
     (MinusOneLabels, "check_resample_returns_a_labelled_fold", "labels must stay 0 or 1"),
@@ -362,9 +355,7 @@ def test_a_sound_resampler_passes_every_named_check():
     (NeedsTwoAnomalies, "check_resample_few_labelled_anomalies", "raised ValueError: needs 2 labelled anomalies"),
     (UnseededUndersampling, "check_resample_is_seeded", "different folds"),
     (BlendsCategories, "check_resample_categorical_groups", "pattern no input row has"),
-])
-def test_a_broken_resampler_fails_the_check_named_for_it(factory, check_name, fragment):
-    _fails_alone_and_in_all(_resampler(factory), check_name, fragment, check_resampler)
+]
 
 
 # -- controllers -------------------------------------------------------------------------------
@@ -422,23 +413,32 @@ def only_its_own(seed: int | None = None) -> Any:
     return _OnlyItsOwn(seed=seed)
 
 
-def _controller(factory: Any) -> Component:
-    return Component(factory.__name__, "controller", factory)
-
-
-def test_a_sound_controller_passes_every_named_check():
-    check_controller(_controller(random_controller))
-
-
-@pytest.mark.parametrize(("factory", "check_name", "fragment"), [
+#: (broken controller, the check it fails, what the failure says)
+BROKEN_CONTROLLERS = [
     (not_a_sampler, "check_controller_is_an_optuna_sampler", "must return an optuna BaseSampler, got dict"),
     (out_of_range, "check_controller_runs_a_conditional_space", "out of range"),
     (ignores_its_seed, "check_controller_is_seeded", "proposed different parameters"),
     (only_its_own, "check_controller_follows_enqueued_trials", "raised KeyError"),
     (unpicklable, "check_controller_pickle_round_trip", "raised TypeError"),
-])
-def test_a_broken_controller_fails_the_check_named_for_it(factory, check_name, fragment):
-    _fails_alone_and_in_all(_controller(factory), check_name, fragment, check_controller)
+]
+
+
+def _plain(kind: str, factory: Any) -> Component:
+    return Component(factory.__name__, kind, factory)  # type: ignore[arg-type]
+
+
+RUN_ALL = {"resampler": check_resampler, "controller": check_controller}
+
+
+@pytest.mark.parametrize(("kind", "factory"), [("resampler", Duplicate), ("controller", random_controller)])
+def test_a_sound_resampler_and_controller_pass_every_named_check(kind, factory):
+    RUN_ALL[kind](_plain(kind, factory))
+
+
+@pytest.mark.parametrize(("kind", "factory", "check_name", "fragment"),
+                         [("resampler", *case) for case in BROKEN_RESAMPLERS] + [("controller", *case) for case in BROKEN_CONTROLLERS])
+def test_a_broken_resampler_or_controller_fails_the_check_named_for_it(kind, factory, check_name, fragment):
+    _fails_alone_and_in_all(_plain(kind, factory), check_name, fragment, RUN_ALL[kind])
 
 
 # -- selectors ---------------------------------------------------------------------------------
@@ -499,7 +499,7 @@ def _register(kind: str, returned: Any) -> Registry:
 
 def test_a_sound_throw_away_component_of_each_kind_registers():
     sound = {"detector": _detector(MeanDistance, "mean_distance"), "ranker": _ranker(TableOrder),
-             "resampler": _resampler(Duplicate), "controller": _controller(random_controller)}
+             "resampler": _plain("resampler", Duplicate), "controller": _plain("controller", random_controller)}
     for kind, component in sound.items():
         registered = _register(kind, [component]).get(kind, component.name)  # type: ignore[arg-type]
         assert registered.plugin == "throw-away-plugin"
