@@ -558,10 +558,31 @@ def _summarize_group(part: pl.DataFrame, variant: str, setting: str, gamma: floa
             wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
             print(f"automl_od vs {other}: {wins} wins, {len(diff) - wins - losses} ties, {losses} losses "
                   f"(mean difference {diff.mean():+.2f} points)")
+        if any("__" in name for name in sets):
+            _per_family(complete, [m for m in methods if m != "automl_od"])
     reference = _published_reference(published, setting, gamma, sets, methods, complete)
     if variant == "dedup" and reference is not None:
         print("(published figures come from the protocol variant, with duplicates; a rough reference only)")
     _per_dataset_table(per_set, methods, reference)
+
+
+def family(dataset: str) -> str:
+    """A set's family, whose members are left out together when one is scored: for the embedding
+    sets (``FAMILY__SET``), every MVTec-AD object through either network, every CIFAR10 class, every
+    SVHN digit, both 20news embeddings (``../shared/datasets/adbench_embeddings/README.md``); a
+    classical set is its own family."""
+    return dataset.split("__", 1)[1].split("_", 1)[0] if "__" in dataset else dataset
+
+
+def _per_family(complete: pl.DataFrame, others: list[str]) -> None:
+    """AutoOD against each other method per family: sets, means, wins / losses, losses of > 5 points."""
+    frame = complete.with_columns(pl.col("dataset").map_elements(family, return_dtype=pl.String).alias("family"))
+    for other in others:
+        print(f"per family, automl_od vs {other} (wins / losses by more than 0.5 points; sets lost by more than 5):")
+        for name, part in sorted(frame.group_by("family"), key=lambda item: str(item[0][0])):
+            diff = part["automl_od"] - part[other]
+            print(f"  {str(name[0]):<10} {part.height:>3} sets: {part['automl_od'].mean():6.2f} vs {part[other].mean():6.2f} "
+                  f"({diff.mean():+6.2f}), {int((diff > 0.5).sum())} / {int((diff < -0.5).sum())}, {int((diff < -5).sum())} lost by > 5")
 
 
 def _rank(values: list[float], index: int) -> float:
