@@ -13,7 +13,7 @@ Arms: ``curiosity`` (the full controller, ``curiosity_sampler(seed)``), ``no_cur
 (``random_sampler(seed)``). Per (set, arm, seed in 1..S) one in-process, sequential Optuna study
 of ``--trials`` trials through the ask-and-tell interface: ``study.ask()``, the real define-by-run
 space's ``SearchSpace.sample(trial, resample=...)`` (the same space as the table: the ``default``
-preset restricted by ``_fit_space`` for the set's training rows and labels, without the deep
+preset restricted by ``automl_od.selection.fit_space`` for the set's training rows and labels, without the deep
 detectors; resamplers are sampled because labels are present), then ``study.tell``.
 
 The objective is a k-nearest-neighbour (k = 1) surrogate of the table. A tabular benchmark of a

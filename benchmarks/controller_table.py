@@ -17,7 +17,7 @@ subsampled), 70/30 stratified split with ``--split-seed`` (default 1), min-max s
 the training part, 5 % of the training anomalies labelled (``partial_labels(y_train, 5, seed)``,
 at least one), every other training row label 0.
 
-Space: the ``default`` preset (every registered component), restricted by ``_fit_space`` to what
+Space: the ``default`` preset (every registered component), restricted by ``automl_od.selection.fit_space`` to what
 fits the data exactly as ``AutoOD.fit`` does, and WITHOUT the deep detectors ``pae``,
 ``autoencoder`` and ``semi_supervised_autoencoder``: each of their trials trains up to 5,000
 epochs on each of 6 folds (and up to 4 networks), far too slow for hundreds of configurations
