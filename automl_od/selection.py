@@ -137,11 +137,12 @@ def supervised_prior(registry: Registry) -> str | None:
     return None
 
 
-def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Registry | None = None) -> str:
-    """The registered selector that ``selection`` asks for on this data: 'auto' is ``meta`` for data
+def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any,
+                 registry: Registry | None = None) -> Strategy:
+    """The registered strategy that ``selection`` asks for on this data: 'auto' is ``meta`` for data
     without labelled anomalies (not novelty) and the default space, ``supervised`` for 1-2 labelled
     anomalies and the default space, ``search`` otherwise; a clear error for a name no plugin
-    registers or a selector that refuses the data."""
+    registers or a strategy that refuses the data."""
     from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
     from automl_od.registry import default_registry
 
@@ -155,17 +156,17 @@ def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: boo
             selection = "supervised"
         else:
             selection = "search"
-    reason = registry.get("selector", selection).factory().refuses(n_labelled=n_labelled, novelty=novelty, registry=registry)
+    strategy: Strategy = registry.get("selector", selection).factory()
+    reason = strategy.refuses(n_labelled=n_labelled, novelty=novelty, registry=registry)
     if reason:
         raise UserInputError(f"selection {selection!r} {reason}")
-    return selection
-
-
-def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any, registry: Registry) -> Strategy:
-    """The strategy that ``selection`` ('auto' or a registered selector's name) asks for on this data."""
-    name = resolve_selection(selection, labels, novelty=novelty, space=space, registry=registry)
-    strategy: Strategy = registry.get("selector", name).factory()
     return strategy
+
+
+def resolve_selection(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any,
+                      registry: Registry | None = None) -> str:
+    """The name of :func:`strategy_for`'s strategy ('meta', 'supervised', 'search' or a plugin's)."""
+    return strategy_for(selection, labels, novelty=novelty, space=space, registry=registry).name
 
 
 def time_budget(task: Task) -> float | None:
@@ -269,7 +270,7 @@ class SupervisedStrategy(Strategy):
     def select(self, task: Task, tracker: Any) -> Selection:
         started = time.perf_counter()
         detector = supervised_prior(task.registry)
-        assert detector is not None  # resolve_selection checked it
+        assert detector is not None  # strategy_for checked it (refuses)
         counted = f"{task.n_labelled} labelled anomal{'y' if task.n_labelled == 1 else 'ies'}"
         notes: list[str] = []
         notice(notes, f"only {counted}: too few to validate a search, so {detector} with its defaults learns from them, "
