@@ -124,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "label-aware default learns from them, no trials) or auto (default, with the default space: meta "
                         "without labelled anomalies, supervised with 1-2, search otherwise), or a plugin's selector (see "
                         "`automl-od plugins`)")
+    search.add_argument("--meta-library", metavar="FILE", help="meta library the label-free recommender uses (written by "
+                        "`automl-od library build`; default: $AUTOML_OD_META_LIBRARY, else the shipped one)")
     search.add_argument("--no-defaults-first", action="store_true", help="do not evaluate the strong defaults (e.g. IsolationForest) before the controller explores")
     search.add_argument("--explain", type=_positive_int, metavar="N", help="write each row's N most contributing columns to scores.csv (detectors with per-feature scores)")
     search.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -167,6 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list the plugins and their components",
                                   description="List the registered plugins, their versions and the components each registers.")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+
+    library = commands.add_parser("library", help="build a meta library for the label-free recommender",
+                                  description="Meta libraries: what the label-free default recommends from.")
+    actions = library.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser, required=True)
+    build = actions.add_parser("build", help="evaluate detectors on labelled sets and write a meta library",
+                               description="Evaluate the built-in candidate detectors, plus each --detector (a registered "
+                               "detector, e.g. a plugin's, with its defaults), on every labelled set in DIR (ADBench .npz "
+                               "files with X and y, or CSV/Parquet tables with a --label column) under the ADBench protocol "
+                               "(70/30 split per seed, test AUROC), and write a library file. Use it with `search "
+                               "--meta-library FILE`, AutoOD(meta_library=FILE) or $AUTOML_OD_META_LIBRARY.")
+    build.add_argument("dirs", nargs="+", metavar="DIR", type=Path, help="folders of labelled sets")
+    build.add_argument("--detector", action="append", default=[], metavar="NAME", help="add a registered detector (repeatable)")
+    build.add_argument("--out", type=Path, default=Path("meta_library.json"), metavar="FILE", help="library file (default meta_library.json)")
+    build.add_argument("--label", default="label", help="label column of CSV/Parquet sets (1/true = anomaly; default label)")
+    build.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], metavar="N", help="protocol seeds (default 1 2 3)")
+    build.add_argument("--synthetic", action="store_true", help="also make tables with ADBench's four synthetic anomaly "
+                       "types from each set's normal rows")
+    build.add_argument("--cache", type=Path, metavar="DIR", help="keep each set's scores here, so a rebuild (e.g. with "
+                       "another --detector) fits only what is new")
     return parser
 
 
@@ -184,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return {"search": cmd_search, "rank": cmd_rank, "predict": cmd_predict, "plugins": cmd_plugins}[args.command](args)
+        return {"search": cmd_search, "rank": cmd_rank, "predict": cmd_predict, "plugins": cmd_plugins,
+                "library": cmd_library}[args.command](args)
     except (UserInputError, AutoODError) as exc:
         print(f"automl-od: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -300,7 +322,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                    resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
                    early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
-                   out_dir=str(out), verbose=not args.quiet, selection=args.selection)
+                   out_dir=str(out), verbose=not args.quiet, selection=args.selection, meta_library=args.meta_library)
     strategy = model.check(y, rows=features.height)  # the estimator's own checks, before anything starts
     for notice in notices:
         print(f"notice: {notice}", file=sys.stderr)
@@ -570,6 +592,22 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{plugin['name']} {plugin['version']} ({origin})")
         for component in plugin["components"]:
             print(f"    {component['kind']:<10} {component['name']:<24} {component['description']}")
+    return 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from automl_od.meta_build import build
+
+    if any(seed < 0 for seed in args.seeds):
+        raise UserInputError(f"--seeds must be >= 0, got {' '.join(map(str, args.seeds))}")
+    data = build(args.dirs, out=args.out, detectors=args.detector, seeds=args.seeds, label=args.label,
+                 synthetic_from=args.dirs if args.synthetic else [], cache=args.cache,
+                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    sets = len({entry["dataset"] for entry in data["entries"]})
+    print(f"wrote {args.out}: {sets} sets x {len(args.seeds)} seeds, {len(data['members'])} members, "
+          f"{len(data['groups'])} candidates; recommender {data['recommender']} "
+          f"({data.get('recommender_cv', 'defaults: fewer than 3 families to cross-validate')})")
+    print(f"use it: automl-od search DATA --meta-library {args.out}  (or AUTOML_OD_META_LIBRARY={args.out})")
     return 0
 
 

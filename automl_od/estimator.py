@@ -66,8 +66,10 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     labelled anomalies"). ``"auto"`` (default): ``"meta"`` for data without labelled anomalies
     (not ``novelty``) and the default space, ``"supervised"`` for 1-2 labelled anomalies and the
     default space, ``"search"`` otherwise.
-    ``meta_exclude`` names library data sets the recommender must not use (benchmarks leave the
-    evaluated set out). How each way chooses lives in :mod:`automl_od.selection`; after ``fit``,
+    ``meta_library`` is the path of a library file to recommend from (``automl-od library build``
+    writes one, e.g. with a plugin's detectors or from a team's own labelled history); by default
+    the file ``$AUTOML_OD_META_LIBRARY`` names, else the shipped one. ``meta_exclude`` names library
+    data sets or families the recommender must not use (benchmarks leave the evaluated set's family out). How each way chooses lives in :mod:`automl_od.selection`; after ``fit``,
     ``selection_`` names the one used and ``meta_choice_`` holds the recommender's choice (None when
     it was not asked).
 
@@ -101,6 +103,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         "register_as": [str, None],
         "selection": [str],  # "auto" or a registered selector: checked against the registry
         "meta_exclude": [list, tuple, None],
+        "meta_library": [str, os.PathLike, None],
     }
 
     def __init__(self, budget: int | None = 20, time_budget_s: float | str | None = "auto", controller: str = "tpe",
@@ -110,14 +113,15 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                  early_stopping: bool = False, trial_timeout_s: float | None = None, max_rows: int | None = 20_000,
                  defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False,
                  tracking: bool | str | Any = True, register_as: str | None = None, selection: str = "auto",
-                 meta_exclude: tuple[str, ...] | list[str] | None = None) -> None:
+                 meta_exclude: tuple[str, ...] | list[str] | None = None,
+                 meta_library: str | os.PathLike[str] | None = None) -> None:
         self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
         self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
         self.early_stopping, self.trial_timeout_s, self.max_rows = early_stopping, trial_timeout_s, max_rows
         self.defaults_first, self.out_dir, self.verbose = defaults_first, out_dir, verbose
         self.tracking, self.register_as = tracking, register_as
-        self.selection, self.meta_exclude = selection, meta_exclude
+        self.selection, self.meta_exclude, self.meta_library = selection, meta_exclude, meta_library
 
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> AutoOD:
         """Choose the winner for X (and y: 1 = known anomaly) and fit it: validate, prepare the rows,

@@ -214,20 +214,27 @@ class MetaStrategy(Strategy):
         return None
 
     def select(self, task: Task, tracker: Any) -> Selection:
-        from automl_od.meta import MetaLibrary, downsizing, member_pipeline, recommend_for
+        from automl_od.meta import (
+            LIBRARY_FILE,
+            MetaLibrary,
+            downsizing,
+            member_pipeline,
+            recommend_for,
+        )
         from automl_od.pipeline import EnsemblePipeline
 
         if task.labels is not None:
             notify("the labels mark no row as an anomaly: choosing without labels")
-        library = MetaLibrary.load()
+        library = MetaLibrary.load(task.settings.meta_library)
         try:
             choice, base = recommend_for(task.frame, library, random_state=task.random_state,
-                                         exclude=list(task.settings.meta_exclude or ()))
+                                         exclude=list(task.settings.meta_exclude or ()),
+                                         detectors=set(task.registry.components("detector")))
         except ValueError as exc:  # meta_exclude names a set the library lacks, or every set
             raise UserInputError(f"meta_exclude: {exc}") from None
         shape = (task.frame.height, task.width)
-        members = [member_pipeline(m, contamination=task.contamination, random_state=task.random_state, shape=shape)
-                   for m in choice.members]
+        members = [member_pipeline(library.members[m], contamination=task.contamination, random_state=task.random_state,
+                                   shape=shape) for m in choice.members]
         reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
         pipeline = EnsemblePipeline(members, contamination=task.contamination).fit(
             task.frame, registry=task.registry, fitted=reuse, schema=task.schema)
@@ -236,11 +243,16 @@ class MetaStrategy(Strategy):
         notes: list[str] = []
         for note in choice.downsized:
             notice(notes, f"downsized to bound the fit's cost: {note}")
+        if choice.shrinkage >= 0.005:
+            notice(notes, f"this table is far from the meta library's entries: {choice.describe()}")
         trials = [_meta_trial(rank, group, predicted, time.perf_counter() - task.started if rank == 1 else 0.0)
                   for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
-        trials[0].reason = "; ".join(notes)
-        evaluation = (f"meta-learned recommendation: predicted test AUROC, distance-weighted over the {len(choice.neighbours)} "
-                      f"nearest of {len(library.entries)} ADBench library entries ({', '.join(choice.neighbour_sets)})")
+        trials[0].reason = "; ".join([choice.describe(), *notes])
+        where = "the shipped library" if not library.origin or Path(library.origin) == LIBRARY_FILE else library.origin
+        evaluation = (f"meta-learned recommendation: predicted test AUROC, {library.settings.weighting}-weighted over the "
+                      f"{len(choice.neighbours)} nearest of {len(library.entries)} entries of {where} "
+                      f"({', '.join(choice.neighbour_sets[:8])}{', ...' if len(choice.neighbour_sets) > 8 else ''}); "
+                      f"{choice.describe()}")
         return Selection(self.name, pipeline, trials[0].config or PipelineConfig("ensemble"), choice.predicted_auroc, trials,
                          evaluation, "meta", notes, meta_choice=choice,
                          description=(f"rank-averaged ensemble of {', '.join(choice.members)}, chosen without labels "

@@ -6,7 +6,10 @@ Usage (from the repository root)::
 
     python benchmarks/unsup_selection.py                   # 21 sets x seeds 1-3: fit the pool (~11 min), compare
     python benchmarks/unsup_selection.py --analyse-only    # the comparison again from the cached scores
-    python benchmarks/unsup_selection.py --build-library   # (re)write automl_od/meta_library.json, then compare
+
+(The shipped meta library is built by ``benchmarks/meta_library.py``, with the classical, embedding
+and synthetic sets and the nested family-out evaluation; this script compares ways of choosing on
+the 21 classical sets, leaving one data set out.)
 
 Step 1 fits a pool of candidate detectors (``automl_od.meta.MEMBERS``, the library's members, plus
 more settings of the zoo and PyOD's detectors when PyOD is installed) through the product's own
@@ -23,9 +26,9 @@ label) and yields test scores:
   (AUROC) with the pseudo-labels of ``automl_od.evaluation.consensus_scores``, i.e. what the
   label-free search's reward prefers (in-sample), the top 3 rank-averaged;
 - ``rank_mean:members`` / ``rank_mean:all``: the rank average of the library's members / of all;
-- ``meta_lodo``: ``AutoOD``'s default, the meta recommender (``automl_od.meta``) with the scored
-  set left out of the library (leave one data set out); ``meta_lodo_k<k>`` with other numbers of
-  neighbours.
+- ``meta_lodo``: the meta recommender (``automl_od.meta``) with its default settings on a library
+  of these sets only, the scored set left out (leave one data set out); ``meta_lodo_k<k>`` with
+  other numbers of neighbours.
 
 The per-set best candidate with hindsight ("oracle") is printed as the ceiling.
 """
@@ -33,7 +36,6 @@ The per-set best candidate with hindsight ("oracle") is printed as the ceiling.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -143,26 +145,24 @@ class Entry:
     def mean_of(self, labels: tuple[str, ...] | list[str]) -> np.ndarray:
         return np.mean([self.test[label] for label in labels], axis=0)
 
-    def group_aurocs(self) -> list[float]:
-        """Test AUROC of every candidate ensemble of the meta library (0.5 when a member failed)."""
-        return [self.auroc(self.mean_of(g)) if all(m in self.test for m in g) else 0.5 for g in meta.candidate_groups()]
+    def as_library_entry(self, name: str, seed: int) -> dict[str, Any]:
+        """This set and seed as ``automl_od.meta_build`` evaluates a library entry."""
+        from automl_od.meta_build import family
+
+        return {"dataset": name, "family": family(name), "collection": "adbench", "seed": seed, "features": self.features,
+                "y_test": self.y_test, "scores": self.test}
 
 
 def load_entries(cache: Path, names: list[str], seeds: list[int]) -> dict[tuple[str, int], Entry]:
     return {(n, s): Entry(cache / f"{n}_seed{s}.npz") for n in names for s in seeds if (cache / f"{n}_seed{s}.npz").exists()}
 
 
-def library_data(entries: dict[tuple[str, int], Entry]) -> dict[str, Any]:
-    """The meta library's content (``automl_od/meta_library.json``) from cached pool scores."""
-    return {
-        "version": meta.LIBRARY_VERSION,
-        "source": "benchmarks/unsup_selection.py --build-library: ADBench protocol training parts, test AUROC",
-        "members": {label: [detector, params] for label, (detector, params) in meta.MEMBERS.items()},
-        "features": meta.feature_names(),
-        "groups": [list(g) for g in meta.candidate_groups()],
-        "entries": [{"dataset": n, "seed": s, "features": [round(float(v), 6) for v in e.features],
-                     "auroc": [round(v, 5) for v in e.group_aurocs()]} for (n, s), e in sorted(entries.items())],
-    }
+def library_of(entries: dict[tuple[str, int], Entry]) -> meta.MetaLibrary:
+    """A meta library of the cached sets (the shipped members, default recommender settings)."""
+    from automl_od.meta_build import library_data
+
+    return meta.MetaLibrary(library_data([e.as_library_entry(n, s) for (n, s), e in entries.items()], meta.MEMBERS,
+                                         source="benchmarks/unsup_selection.py", settings=meta.Recommender()))
 
 
 def strategies(entry: Entry, name: str, library: meta.MetaLibrary) -> dict[str, np.ndarray]:
@@ -176,10 +176,11 @@ def strategies(entry: Entry, name: str, library: meta.MetaLibrary) -> dict[str, 
     out["top3_consensus"] = entry.mean_of(by_agreement[:3])
     out["rank_mean:members"] = entry.mean_of([m for m in meta.MEMBERS if m in entry.test])
     out["rank_mean:all"] = entry.mean_of(labels)
-    for k in (3, 5, meta.N_NEIGHBOURS, 9, 15):
-        choice = library.recommend(entry.features, exclude=[name], n_neighbours=k)
+    default = meta.Recommender()
+    for k in (3, 5, default.k, 9, 15):
+        choice = library.recommend(entry.features, exclude=[name], settings=meta.Recommender(k=k))
         assert name not in choice.neighbour_sets
-        label = "meta_lodo" if k == meta.N_NEIGHBOURS else f"meta_lodo_k{k}"
+        label = "meta_lodo" if k == default.k else f"meta_lodo_k{k}"
         out[label] = entry.mean_of(choice.members)
     return out
 
@@ -191,7 +192,7 @@ def analyse(cache: Path, names: list[str], seeds: list[int]) -> None:
     if len({n for n, _ in entries}) < 2:
         print("fewer than 2 data sets: no leave-one-data-set-out comparison to make")
         return
-    library = meta.MetaLibrary(library_data(entries))
+    library = library_of(entries)
     rows = []
     for (name, seed), entry in entries.items():
         for strategy, scores in strategies(entry, name, library).items():
@@ -231,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--analyse-only", action="store_true", help="skip fitting; use the cached scores")
-    parser.add_argument("--build-library", type=Path, nargs="?", const=meta.LIBRARY_FILE, metavar="FILE",
-                        help=f"write the meta library from the cached scores (default {meta.LIBRARY_FILE.name} in automl_od)")
     args = parser.parse_args(argv)
     if not args.data_dir.is_dir():
         print(f"ADBench data not found at {args.data_dir.resolve()}; nothing to run.")
@@ -245,10 +244,6 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 fit_pool(name, available[name], seed, args.cache)
         print(f"pool fitted in {time.perf_counter() - started:.0f} s", flush=True)
-    if args.build_library:
-        data = library_data(load_entries(args.cache, names, args.seeds))
-        args.build_library.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
-        print(f"wrote {args.build_library} ({len(data['entries'])} entries, {len(data['groups'])} candidates)")
     analyse(args.cache, names, args.seeds)
     return 0
 

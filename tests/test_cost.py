@@ -102,7 +102,7 @@ def test_a_pipeline_downsized_by_columns_and_rows_says_so_and_scores_every_row()
 def test_a_wide_table_downsizes_the_costly_member_of_the_label_free_default():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 150)) + rng.normal(size=(400, 1))  # wide: the covariance member costs ~10 s as it is
-    limits, why = bounds("mcd", 400, 150)
+    limits, why = bounds("robust_covariance", 400, 150)
     assert "max_columns" in limits and f"> its {MEMBER_SHARE_S:g} s share" in why
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -40,65 +40,146 @@ def test_meta_features_are_label_free_finite_and_seeded():
     assert np.all(np.isfinite(tiny))
 
 
-def _library(features: list[list[float]], best: list[int], names: list[str]) -> meta.MetaLibrary:
-    """A hand-made library: entry i has AUROC 0.9 for candidate best[i], 0.5 for every other."""
+def _library(features: list[list[float]], best: list[int], names: list[str], families: list[str] | None = None,
+             settings: dict | None = None) -> meta.MetaLibrary:
+    """A hand-made library: entry i has AUROC 0.9 for candidate best[i], 0.5 for every other
+    (candidate 0, iforest alone, 0.6)."""
     groups = meta.candidate_groups()
     entries = []
     for i, (row, winner) in enumerate(zip(features, best, strict=True)):
-        auroc = [0.5] * len(groups)
+        auroc = [0.6] + [0.5] * (len(groups) - 1)
         auroc[winner] = 0.9
-        entries.append({"dataset": names[i], "seed": 1, "features": row, "auroc": auroc})
+        entries.append({"dataset": names[i], "family": (families or names)[i], "seed": 1, "features": row, "auroc": auroc})
     return meta.MetaLibrary({"version": meta.LIBRARY_VERSION, "features": meta.feature_names(),
-                             "groups": [list(g) for g in groups], "entries": entries})
+                             "members": {label: list(spec) for label, spec in meta.MEMBERS.items()},
+                             "groups": [list(g) for g in groups], "entries": entries, "recommender": settings})
 
 
 def test_recommender_follows_the_nearest_entries_and_honours_exclusions():
     width = len(meta.feature_names())
     near, far = np.zeros(width), np.full(width, 10.0)
-    library = _library([near.tolist(), (near + 0.1).tolist(), far.tolist()], best=[3, 3, 7], names=["a", "b", "c"])
-    choice = library.recommend(near + 0.05, n_neighbours=2)
+    library = _library([near.tolist(), (near + 0.1).tolist(), far.tolist()], best=[3, 3, 7], names=["a", "b", "c"],
+                       settings={"k": 2})
+    choice = library.recommend(near + 0.05)
     assert choice.members == meta.candidate_groups()[3]
     assert {name for name, _, _ in choice.neighbours} == {"a", "b"}
     assert choice.predicted_auroc == pytest.approx(0.9)
     assert choice.ranking[0] == (choice.members, choice.predicted_auroc)
     # leave one data set out: the excluded sets are never neighbours
-    left_out = library.recommend(near + 0.05, exclude=["A", "b"], n_neighbours=2)
+    left_out = library.recommend(near + 0.05, exclude=["A", "b"])
     assert "a" not in left_out.neighbour_sets and "b" not in left_out.neighbour_sets
     assert left_out.members == meta.candidate_groups()[7] and left_out.excluded == ("A", "b")
     with pytest.raises(ValueError, match="no entry left"):
         library.recommend(near, exclude=["a", "b", "c"])
-    with pytest.raises(ValueError, match="not in the meta library"):  # a typo must not silently exclude nothing
+    with pytest.raises(ValueError, match="not a data set or family of the meta library"):  # a typo must not exclude nothing
         library.recommend(near, exclude=["6_cardio"])
+    # candidates whose detector is not registered are not recommended
+    without_knn = library.recommend(near + 0.05, detectors={"isolation_forest", "local_outlier_factor"})
+    assert {library.members[m][0] for m in without_knn.members} <= {"isolation_forest", "local_outlier_factor"}
 
 
-def test_library_for_other_candidates_is_refused():
-    data = {"version": meta.LIBRARY_VERSION, "features": meta.feature_names(), "groups": [["iforest"]], "entries": []}
+def test_families_are_left_out_together():
+    width = len(meta.feature_names())
+    rows = [np.zeros(width), np.full(width, 0.1), np.full(width, 5.0)]
+    library = _library([r.tolist() for r in rows], best=[3, 3, 7], names=["x1", "x2", "y"], families=["x", "x", "y"],
+                       settings={"k": 1})
+    assert library.recommend(rows[0]).members == meta.candidate_groups()[3]
+    held_out = library.recommend(rows[0], exclude=["x"])  # the family: both of its sets
+    assert held_out.neighbour_sets == ["y"] and held_out.members == meta.candidate_groups()[7]
+
+
+def test_a_table_far_from_the_library_is_shrunk_towards_the_robust_prior():
+    """Know when you don't know: neighbours further away than the library's usual distance to another
+    family move the prediction, smoothly, to the candidate best on average over the library."""
+    width = len(meta.feature_names())
+    rng = np.random.default_rng(0)
+    # three families of two entries each; family "f0" favours candidate 3, the others candidate 7
+    rows = [rng.normal(loc=3 * f, scale=0.1, size=width) for f in range(3) for _ in range(2)]
+    library = _library([r.tolist() for r in rows], best=[3, 3, 7, 7, 7, 7], names=[f"s{i}" for i in range(6)],
+                       families=[f"f{i // 2}" for i in range(6)], settings={"k": 2, "shrink": 1.0})
+    near = library.recommend(rows[0] + 0.01)
+    assert near.members == meta.candidate_groups()[3] and near.shrinkage == 0.0
+    assert near.distance < near.reference_distance and "not shrunk" in near.describe()
+    assert near.prior == meta.candidate_groups()[7]  # best on average: two families of three
+    shrinks = [library.recommend(rows[0] - offset).shrinkage for offset in (4.0, 6.0, 10.0, 40.0)]  # away from all
+    assert shrinks == sorted(shrinks) and 0 < shrinks[0] < shrinks[-1] <= 1  # smooth in the distance
+    far = library.recommend(rows[0] - 40.0)
+    assert far.members == meta.candidate_groups()[7] and far.shrinkage > 0.9
+    assert f"shrunk {far.shrinkage:.0%} towards the library-wide best {'+'.join(far.prior)}" in far.describe()
+    # without shrinkage (the setting at 0) the nearest entries decide however far they are
+    assert library.recommend(rows[0] - 40.0, settings=meta.Recommender(k=2)).shrinkage == 0.0
+
+
+def test_libraries_for_other_meta_features_or_with_unknown_members_are_refused():
+    data = {"version": meta.LIBRARY_VERSION, "features": meta.feature_names()[:3], "members": {}, "groups": [], "entries": []}
     with pytest.raises(ValueError, match="rebuild it"):
         meta.MetaLibrary(data)
+    data = {**data, "features": meta.feature_names(), "groups": [["iforest"]]}
+    with pytest.raises(ValueError, match="does not define"):
+        meta.MetaLibrary(data)
+    with pytest.raises(ValueError, match="version 1, this code reads 2"):
+        meta.MetaLibrary({**data, "version": 1})
 
 
-def test_shipped_library_covers_the_adbench_sets():
+def test_shipped_library_spans_classical_embedding_and_synthetic_sets():
     library = meta.MetaLibrary.load()
-    assert len(library.datasets) == 21 and len(library.entries) == 63
-    assert library.auroc.shape == (63, len(meta.candidate_groups()))
+    collections = {c: sum(1 for x in library.collections if x == c) for c in set(library.collections)}
+    assert collections == {"adbench": 63, "adbench_embeddings": 114, "synthetic": 252}
+    assert library.auroc.shape == (429, len(meta.candidate_groups()))
     assert np.all((library.auroc >= 0) & (library.auroc <= 1)) and np.all(np.isfinite(library.features))
+    widths = np.exp(library.features[:, meta.feature_names().index("log_columns")])
+    assert widths.min() < 8 and widths.max() > 500  # narrow to wide
+    assert {"MVTec-AD", "CIFAR10", "SVHN", "20news", "breast-cancer", "wine"} <= set(library.families)
+    assert library.cv.startswith("leave-one-family-out over")  # its settings were cross-validated
 
 
-def test_shipped_library_is_reproducible_by_the_benchmark_script(tmp_path):
-    """The library's wine entry comes back from the data by the script that built it."""
-    shared_data("adbench/45_wine.npz")
-    script = REPO / "benchmarks" / "unsup_selection.py"
-    result = subprocess.run([sys.executable, str(script), "--datasets", "wine", "--seeds", "1", "--cache", str(tmp_path / "cache"),
-                             "--build-library", str(tmp_path / "library.json"), "--data-dir", str(DATASETS / "adbench")],
-                            capture_output=True, text=True, cwd=REPO, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    import json
+def test_shipped_library_entries_are_rebuilt_from_the_shared_data(tmp_path):
+    """One real and one synthetic entry come back from the data by the code that built the library."""
+    source = shared_data("adbench/45_wine.npz")
+    folder = tmp_path / "adbench"
+    folder.mkdir()
+    (folder / "45_wine.npz").symlink_to(source.resolve())
+    from automl_od import meta_build
 
-    rebuilt = json.loads((tmp_path / "library.json").read_text())["entries"][0]
+    rebuilt = meta_build.build([folder], out=tmp_path / "library.json", seeds=[1], synthetic_from=[folder],
+                               only=["wine", "synthetic-dependency__wine"])
     shipped = json.loads(meta.LIBRARY_FILE.read_text())
-    original = next(e for e in shipped["entries"] if e["dataset"] == "wine" and e["seed"] == 1)
-    np.testing.assert_allclose(rebuilt["features"], original["features"], atol=1e-4)
-    np.testing.assert_allclose(rebuilt["auroc"], original["auroc"], atol=1e-4)
+    for entry in rebuilt["entries"]:
+        original = next(e for e in shipped["entries"] if e["dataset"] == entry["dataset"] and e["seed"] == 1)
+        assert original["family"] == entry["family"] == "wine"
+        np.testing.assert_allclose(entry["features"], original["features"], atol=1e-4)
+        np.testing.assert_allclose(entry["auroc"], original["auroc"], atol=1e-3)
+    assert sorted(e["dataset"] for e in rebuilt["entries"]) == ["synthetic-dependency__wine", "wine"]
+
+
+def test_synthetic_anomaly_types_keep_the_normal_rows_and_differ():
+    from automl_od import meta_build
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)) @ np.array([[1.0, 0.9, 0.0], [0.0, 0.4, 0.0], [0.0, 0.0, 1.0]])  # two correlated columns
+    source = meta_build.LabelledSet("toy", "here", np.r_[X, np.full((5, 3), 9.0)], np.r_[np.zeros(400, int), np.ones(5, int)])
+    made = {kind: meta_build.synthetic(source, kind) for kind in meta_build.SYNTHETIC_KINDS}
+    for kind, table in made.items():
+        assert table.name == f"synthetic-{kind}__toy" and table.family == "toy" and table.collection == "synthetic"
+        assert (table.y == 0).sum() == 400 and (table.y == 1).sum() == 21
+        np.testing.assert_array_equal(table.X[table.y == 0], made["global"].X[made["global"].y == 0])  # the real normal rows
+    np.testing.assert_array_equal(meta_build.synthetic(source, "local").X, made["local"].X)  # deterministic
+    dependency = made["dependency"].X[made["dependency"].y == 1]
+    normal = made["global"].X[made["global"].y == 0]
+    assert np.all(np.isin(dependency, normal))  # every value is a normal row's value
+    assert abs(np.corrcoef(normal[:, 0], normal[:, 1])[0, 1]) > 0.8  # ... but not the joint structure
+    assert abs(np.corrcoef(np.r_[dependency, dependency][:, 0], np.r_[dependency, dependency][:, 1])[0, 1]) < 0.8
+    with pytest.raises(ValueError, match="unknown anomaly type"):
+        meta_build.synthetic(source, "odd")
+
+
+def test_families():
+    from automl_od.meta_build import family
+
+    assert family("CV_by_ViT__MVTec-AD_toothbrush") == family("CV_by_ResNet18__MVTec-AD_bottle") == "MVTec-AD"
+    assert family("NLP_by_BERT__20news_3") == family("NLP_by_RoBERTa__20news_3") == "20news"
+    assert family("WBC") == family("WDBC") == family("synthetic-local__WBC") == "breast-cancer"
+    assert family("wine") == "wine" and family("my_table") == "my_table"
 
 
 def test_ensemble_rank_averages_its_members():
@@ -135,9 +216,12 @@ def test_autood_without_labels_uses_the_meta_recommendation():
     assert board.height == 10 and board.get_column("reward").is_sorted(descending=True)
     assert board.get_column("detector")[0] == "ensemble:" + "+".join(model.meta_choice_.members)
     assert roc_auc_score(y, -model.score_samples(X)) > 0.95
-    # leave-one-data-set-out as the benchmarks use it
+    assert model.meta_choice_.describe() in board.get_column("reason")[0]  # how near the library was
+    assert model.meta_choice_.describe() in model.evaluation_
+    # leave one family out, as the benchmarks do
     first = model.meta_choice_.neighbour_sets[0]
-    held_out = AutoOD(tracking=False, random_state=0, meta_exclude=[first]).fit(X)
+    family = meta.MetaLibrary.load().families[[name for name, _ in meta.MetaLibrary.load().entries].index(first)]
+    held_out = AutoOD(tracking=False, random_state=0, meta_exclude=[family]).fit(X)
     assert first not in held_out.meta_choice_.neighbour_sets
 
 
@@ -145,6 +229,8 @@ def test_selection_modes_and_their_errors(blob_data):
     X, y = blob_data
     with pytest.raises(UserInputError, match="meta_exclude: cannot exclude"):
         AutoOD(meta_exclude=["no-such-set"], tracking=False).fit(X)
+    with pytest.raises(UserInputError, match="cannot read the meta library .*no-such.json .*set by meta_library"):
+        AutoOD(meta_library="no-such.json", tracking=False).fit(X)
     with pytest.raises(UserInputError, match="unknown selector 'best'; registered selectors: meta, search, supervised"):
         AutoOD(selection="best", tracking=False).fit(X)
     with pytest.raises(UserInputError, match="is for contaminated data without labels"):

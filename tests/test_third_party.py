@@ -10,6 +10,7 @@ import json
 import textwrap
 import time
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -73,6 +74,13 @@ class Sleeps(DistanceToMean):
         return super().fit(X, y)
 
 
+class CoreFinder(DistanceToMean):
+    """Scores the rows nearest the centre highest (anomalies planted in the core: no built-in finds them)."""
+
+    def anomaly_score(self, X):
+        return -super().anomaly_score(X)
+
+
 class HouseRule(Strategy):
     """A team's house rule: distance_to_mean with 5 epochs, no trials."""
 
@@ -97,7 +105,8 @@ def register_detectors():
                        "noise": {"type": "categorical", "choices": [0.0, 100.0]}},
                       Capabilities(iterative=True), "toy iterative detector from a third-party package"),
             Component("dies_once", "detector", DiesOnce, {}, Capabilities(), "kills its worker the first time"),
-            Component("sleeps", "detector", Sleeps, {}, Capabilities(), "sleeps in fit", first_choice=True)]
+            Component("sleeps", "detector", Sleeps, {}, Capabilities(), "sleeps in fit", first_choice=True),
+            Component("core_finder", "detector", CoreFinder, {}, Capabilities(), "rows nearest the centre")]
 '''
 
 
@@ -202,3 +211,50 @@ def test_a_plugin_selector_chooses_the_winner(tmp_path, plugin_path):
     assert pl.read_csv(out / "scores.csv").height == 212  # blobs(n=200) holds 12 outliers besides
     unknown = run_cli("search", data, "--selection", "nope", "--no-tracking", "--out", tmp_path / "x", env=env)
     assert unknown.returncode == 2 and "unknown selector 'nope'" in unknown.stderr and "house_rule" in unknown.stderr
+
+
+def _core_table(seed: int, labelled: bool = True) -> pl.DataFrame:
+    """Normal rows around the origin and 20 anomalies packed into its core (what only core_finder finds)."""
+    rng = np.random.default_rng(seed)
+    X = np.r_[rng.normal(size=(300, 4)), rng.normal(scale=0.05, size=(20, 4))]
+    frame = pl.DataFrame(X, schema=["a", "b", "c", "d"])
+    return frame.with_columns(pl.Series("label", [0] * 300 + [1] * 20)) if labelled else frame
+
+
+def test_a_plugin_detector_joins_a_meta_library_and_is_chosen(tmp_path, plugin_path):
+    """Issue 19: `automl-od library build --detector` evaluates a plugin's detector on a team's labelled
+    sets; with that library ($AUTOML_OD_META_LIBRARY) the label-free default recommends it."""
+    from sklearn.metrics import roc_auc_score
+
+    env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
+    history = tmp_path / "history"
+    history.mkdir()
+    for i in range(3):
+        _core_table(i).write_csv(history / f"team_{i}.csv")
+    pl.DataFrame({"note": ["not a labelled set"]}).write_csv(history / "notes.csv")
+    library = tmp_path / "team_library.json"
+    built = run_cli("library", "build", history, "--detector", "core_finder", "--seeds", "1", "--out", library, env=env)
+    assert built.returncode == 0, built.stderr
+    assert "skipped notes.csv: no label column 'label'" in built.stderr
+    data = json.loads(library.read_text())
+    assert data["members"]["core_finder"] == ["core_finder", {}] and len(data["entries"]) == 3
+    assert {e["family"] for e in data["entries"]} == {"team_0", "team_1", "team_2"}
+    assert data["recommender_cv"].startswith("leave-one-family-out over 3 families")
+
+    new = _core_table(9, labelled=False)
+    new.write_csv(tmp_path / "new.csv")
+    out = tmp_path / "run"
+    result = run_cli("search", tmp_path / "new.csv", "--no-tracking", "--out", out,
+                     env={**env, "AUTOML_OD_META_LIBRARY": str(library)})
+    assert result.returncode == 0, result.stderr
+    best = json.loads((out / "search.json").read_text())["best"]
+    assert best["detector"] == "ensemble" and "core_finder" in best["detector_params"]["members"].split("+"), best
+    scores = pl.read_csv(out / "scores.csv").get_column("anomaly_score").to_numpy()
+    assert roc_auc_score([0] * 300 + [1] * 20, scores) > 0.95
+    # without the plugin installed, its candidates are left out rather than failing the fit
+    plain = run_cli("search", tmp_path / "new.csv", "--no-tracking", "--meta-library", library, "--out", tmp_path / "plain")
+    assert plain.returncode == 0, plain.stderr
+    assert "core_finder" not in json.loads((tmp_path / "plain" / "search.json").read_text())["best"]["detector_params"]["members"]
+    unknown = run_cli("library", "build", history, "--detector", "nope", "--out", tmp_path / "x.json", env=env)
+    assert unknown.returncode == 2 and "unknown detector 'nope'" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert not (tmp_path / "x.json").exists()

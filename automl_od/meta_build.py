@@ -1,0 +1,431 @@
+"""Building and evaluating meta libraries: the ADBench protocol, families of related data sets,
+synthetic anomalies, library entries, the recommender's family-out choice of settings, and the
+nested family-out evaluation.
+
+``automl-od library build DIR [DIR ...] [--detector NAME ...] [--synthetic] [--out FILE]`` runs
+:func:`build` on folders of labelled sets; ``benchmarks/meta_library.py`` rebuilds the shipped
+library with it and prints the nested evaluation (:func:`nested_evaluation`).
+
+The protocol (Han et al., ADBench, NeurIPS 2022): sets under 1,000 rows are resampled up to
+1,000, sets over 10,000 subsampled to 10,000 (seeded); a 70/30 stratified split per seed; min-max
+scaling fitted on the training part; detectors fit on the (contaminated) training part; test AUROC.
+
+Families: a set is left out together with its relatives when it is scored (``family``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from automl_od import meta
+from automl_od.errors import UserInputError, notify
+
+MIN_ROWS, MAX_ROWS, TEST_SIZE = 1_000, 10_000, 0.3
+#: Classical ADBench sets that come from the same source data (left out together): the two
+#: Wisconsin breast-cancer sets, the two thyroid sets, and landsat/satellite (both Statlog Landsat).
+RELATIVES = {"WBC": "breast-cancer", "WDBC": "breast-cancer", "thyroid": "thyroid", "annthyroid": "thyroid",
+             "landsat": "landsat", "satellite": "landsat"}
+SYNTHETIC_KINDS = ("local", "global", "dependency", "clustered")
+#: Synthetic tables: at most this many normal rows of the source set, and this share of anomalies.
+SYNTHETIC_NORMAL_ROWS, SYNTHETIC_SHARE = 2_000, 0.05
+TABLE_SUFFIXES = (".npz", ".csv", ".parquet", ".pq")
+
+
+# --- the protocol ----------------------------------------------------------------------------------
+
+@dataclass
+class Split:
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_test_dup: int
+
+
+def deduplicate(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One row per distinct feature row (first-seen order); label 1 if any copy is 1."""
+    _, first, inverse = np.unique(X, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    labels = np.zeros(len(first), dtype=np.int64)
+    np.maximum.at(labels, inverse, y)
+    order = np.argsort(first)
+    return X[first[order]], labels[order]
+
+
+def count_copies(train: np.ndarray, test: np.ndarray) -> int:
+    """How many test rows are exact copies of a training row."""
+    seen = {row.tobytes() for row in np.ascontiguousarray(train)}
+    return sum(row.tobytes() in seen for row in np.ascontiguousarray(test))
+
+
+def prepare(X: np.ndarray, y: np.ndarray, seed: int, variant: str = "protocol") -> Split:
+    """Resample (protocol) or de-duplicate (dedup), split 70/30 stratified, min-max scale."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import MinMaxScaler
+
+    rng = np.random.default_rng(seed)
+    if variant == "dedup":
+        X, y = deduplicate(X, y)
+    if variant == "protocol" and len(X) < MIN_ROWS:
+        rows = rng.choice(len(X), size=MIN_ROWS, replace=True)
+        X, y = X[rows], y[rows]
+    elif len(X) > MAX_ROWS:
+        rows = np.sort(rng.choice(len(X), size=MAX_ROWS, replace=False))
+        X, y = X[rows], y[rows]
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=TEST_SIZE, stratify=y, random_state=seed)
+    n_dup = count_copies(X_train, X_test)
+    scaler = MinMaxScaler().fit(X_train)
+    return Split(scaler.transform(X_train), y_train, scaler.transform(X_test), y_test, n_dup)
+
+
+# --- labelled sets and their families ----------------------------------------------------------------
+
+def dataset_name(path: Path) -> str:
+    """``45_wine.npz`` -> ``wine`` (ADBench's numbering dropped)."""
+    return re.sub(r"^\d+_", "", path.stem)
+
+
+def family(dataset: str) -> str:
+    """A set's family, whose members are left out together when one is scored:
+    ``synthetic-<kind>__<set>`` belongs to ``<set>``'s family; an embedding set ``NETWORK__SOURCE_PART``
+    to ``SOURCE`` (every MVTec-AD object through either network, every CIFAR10 class, every SVHN
+    digit, both 20news embeddings: ``../shared/datasets/adbench_embeddings/README.md``); a classical
+    set to its :data:`RELATIVES` group, else its own."""
+    prefix, _, rest = dataset.partition("__")
+    if rest and prefix.startswith("synthetic-"):
+        return family(rest)
+    if rest:
+        return rest.split("_", 1)[0]
+    return RELATIVES.get(dataset, dataset)
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    collection: str  # where it came from (a folder's name, or "synthetic")
+    X: np.ndarray
+    y: np.ndarray
+
+    @property
+    def family(self) -> str:
+        return family(self.name)
+
+
+def read_labelled(path: Path, label: str = "label") -> tuple[np.ndarray, np.ndarray]:
+    """A labelled set: an ADBench ``.npz`` (``X``, ``y``), or a CSV/Parquet table whose ``label``
+    column marks the anomalies (1/true; the other columns are encoded like any input, without the labels)."""
+    from automl_od.data import TableEncoder, parse_labels, read_table
+
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            X, y = np.asarray(data["X"], dtype=np.float64), np.asarray(data["y"]).astype(np.int64).ravel()
+    else:
+        frame = read_table(path)
+        if label not in frame.columns:
+            raise NoLabelColumn(f"{path.name}: no label column {label!r} (columns: {', '.join(frame.columns[:10])}); "
+                                 "name it with --label")
+        y = parse_labels(frame.get_column(label), name=label).astype(np.int64)
+        X = TableEncoder().fit_transform(frame.drop(label))
+    if len(X) != len(y) or not 0 < int(y.sum()) < len(y):
+        raise UserInputError(f"{path.name}: needs both anomalies (1) and normal rows (0) and one label per row")
+    return X, y
+
+
+class NoLabelColumn(UserInputError):
+    """A table without the label column (a folder may hold other tables: they are skipped, said)."""
+
+
+def find_sets(folder: Path) -> dict[str, Path]:
+    """The labelled sets in a folder by name (:func:`dataset_name`), smallest file first."""
+    if not folder.is_dir():
+        raise UserInputError(f"{folder}: not a folder of labelled sets")
+    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in TABLE_SUFFIXES),
+                   key=lambda p: (p.stat().st_size, p.name))
+    return {dataset_name(p): p for p in paths}
+
+
+def synthetic(source: LabelledSet, kind: str) -> LabelledSet:
+    """A table of the source set's normal rows (at most ``SYNTHETIC_NORMAL_ROWS``, min-max scaled)
+    with ``SYNTHETIC_SHARE`` anomalies of one of ADBench's four types (Han et al. 2022, 3.3), drawn
+    around a Gaussian mixture fitted to the normal rows (components chosen by BIC):
+
+    - ``local``: from the mixture with every covariance scaled by 5;
+    - ``global``: uniform over each column's range widened by 10 % on both sides;
+    - ``dependency``: each column drawn independently from the normal rows' values (the marginals
+      kept, the joint structure broken);
+    - ``clustered``: from one component whose mean is shifted by half the columns' ranges, in a
+      random direction (a tight group far from the normal rows).
+
+    Deterministic: the seed comes from the set's name and the kind."""
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(zlib.crc32(f"{source.name}/{kind}".encode()))
+    normal = source.X[source.y == 0]
+    if len(normal) > SYNTHETIC_NORMAL_ROWS:
+        normal = normal[np.sort(rng.choice(len(normal), SYNTHETIC_NORMAL_ROWS, replace=False))]
+    low, high = normal.min(axis=0), normal.max(axis=0)
+    span = np.where(high > low, high - low, 1.0)
+    normal = (normal - low) / span
+    n = max(10, round(SYNTHETIC_SHARE / (1 - SYNTHETIC_SHARE) * len(normal)))
+    if kind == "global":
+        anomalies = rng.uniform(-0.1, 1.1, size=(n, normal.shape[1]))
+    elif kind == "dependency":
+        anomalies = np.column_stack([rng.choice(column, size=n) for column in normal.T])
+    elif kind in ("local", "clustered"):
+        seed = int(rng.integers(2**31))
+        fits = [GaussianMixture(c, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(normal) for c in range(1, 5)]
+        mixture = min(fits, key=lambda m: m.bic(normal))
+        if kind == "local":
+            parts = rng.choice(mixture.n_components, size=n, p=mixture.weights_)
+            anomalies = np.vstack([rng.multivariate_normal(mixture.means_[c], 5 * mixture.covariances_[c], size=int((parts == c).sum()))
+                                   for c in range(mixture.n_components) if (parts == c).any()])
+        else:
+            c = int(rng.choice(mixture.n_components, p=mixture.weights_))
+            shift = 0.5 * rng.choice([-1.0, 1.0], size=normal.shape[1])
+            anomalies = rng.multivariate_normal(mixture.means_[c] + shift, mixture.covariances_[c], size=n)
+    else:
+        raise ValueError(f"unknown anomaly type {kind!r}; one of {', '.join(SYNTHETIC_KINDS)}")
+    X = np.vstack([normal, anomalies])
+    y = np.r_[np.zeros(len(normal), dtype=np.int64), np.ones(len(anomalies), dtype=np.int64)]
+    return LabelledSet(f"synthetic-{kind}__{source.name}", "synthetic", X, y)
+
+
+def labelled_sets(folders: Iterable[Path], *, label: str = "label", synthetic_from: Iterable[Path] = (),
+                  only: Iterable[str] | None = None) -> Iterable[LabelledSet]:
+    """The sets of each folder, then the synthetic tables made from the sets of ``synthetic_from``
+    (``only``: these names, real or synthetic). A table without the label column is skipped, with a notice."""
+    wanted = None if only is None else {name.lower() for name in only}
+
+    def read(folder: Path, keep: Callable[[str], bool]) -> Iterable[LabelledSet]:
+        for name, path in find_sets(folder).items():
+            if keep(name):
+                try:
+                    yield LabelledSet(name, folder.name, *read_labelled(path, label))
+                except NoLabelColumn as exc:
+                    notify(f"skipped {exc}")
+
+    for folder in folders:
+        yield from read(folder, lambda name: wanted is None or name.lower() in wanted)
+    for folder in synthetic_from:
+        def kinds(name: str) -> list[str]:
+            return [k for k in SYNTHETIC_KINDS if wanted is None or f"synthetic-{k}__{name}".lower() in wanted]
+
+        for source in read(folder, lambda name: bool(kinds(name))):
+            yield from (synthetic(source, kind) for kind in kinds(source.name))
+
+
+# --- entries -------------------------------------------------------------------------------------
+
+def evaluate_entry(dataset: LabelledSet, seed: int, members: dict[str, tuple[str, dict[str, Any]]],
+                   cache: Path | None = None, registry: Any = None) -> dict[str, Any]:
+    """One library entry: the set's protocol split for ``seed``, its label-free meta-features on the
+    training part, and every member's test scores (fitted through the product's pipeline, downsized
+    as the label-free default would). Cached per set and seed in ``cache`` (a member already there
+    is not fitted again)."""
+    path = cache / f"{dataset.name}_seed{seed}.npz" if cache is not None else None
+    stored: dict[str, np.ndarray] = {}
+    if path is not None and path.exists():
+        with np.load(path, allow_pickle=False) as data:
+            stored = {key: data[key] for key in data.files}
+    fingerprint = {label: json.dumps(list(spec), sort_keys=True) for label, spec in members.items()}
+    missing = {label: spec for label, spec in members.items()
+               if str(stored.get(f"spec:{label}", "")) != fingerprint[label]}
+    if missing or "features" not in stored:
+        split = prepare(dataset.X, dataset.y, seed)
+        columns = [f"x{i}" for i in range(split.X_train.shape[1])]
+        train = pl.DataFrame(split.X_train, schema=columns, orient="row")
+        test = pl.DataFrame(split.X_test, schema=columns, orient="row")
+        stored["y_test"] = split.y_test
+        todo = missing if "features" in stored else {**members, **meta.base_members()}
+        started = time.perf_counter()
+        fitted = meta.fit_members(train, todo, seed, registry)
+        for label, pipeline in fitted.items():
+            if label in members:
+                stored[f"test:{label}"] = pipeline.anomaly_score(test)
+        for label in missing:
+            stored[f"spec:{label}"] = np.array(fingerprint[label])
+        if "features" not in stored:
+            base = {label: fitted[label].raw_score(train) for label in meta.BASE if label in fitted}
+            stored["features"] = meta.meta_features(train, seed, scores=base)
+        stored["seconds"] = np.array(time.perf_counter() - started + float(stored.get("seconds", 0.0)))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez_compressed(path, **stored)  # type: ignore[arg-type]
+    return {"dataset": dataset.name, "family": dataset.family, "collection": dataset.collection, "seed": seed,
+            "features": stored["features"], "y_test": stored["y_test"],
+            "scores": {label: stored[f"test:{label}"] for label in members if f"test:{label}" in stored},
+            "seconds": float(stored["seconds"])}
+
+
+def candidate_aurocs(entry: dict[str, Any], groups: list[tuple[str, ...]]) -> list[float]:
+    """Test AUROC of every candidate (rank average of its members' scores; 0.5 when a member could not fit)."""
+    from sklearn.metrics import roc_auc_score
+
+    scores, y = entry["scores"], entry["y_test"]
+    return [float(roc_auc_score(y, np.mean([scores[m] for m in g], axis=0))) if all(m in scores for m in g) else 0.5
+            for g in groups]
+
+
+# --- choosing the recommender's settings, and the nested evaluation -----------------------------------
+
+#: The settings family-out cross-validation chooses among.
+GRID = [meta.Recommender(k=k, target=target, shrink=shrink, max_members=size, features=features)
+        for k, target, shrink, size, features in itertools.product(
+            (3, 5, 7, 10, 15), ("auroc", "rank"), (0.0, 0.5, 1.0, 2.0), (1, 3), ("all", "agreement"))]
+
+
+class Evaluator:
+    """Leave-one-family-out scoring of recommender settings on a library's entries, with what
+    depends only on the entries (targets per candidate pool, reference distances) computed once."""
+
+    def __init__(self, library: meta.MetaLibrary) -> None:
+        self.library = library
+        self.families = library.families.astype(str)
+        self.names = sorted(set(self.families))
+        self._pools: dict[int, tuple[list[int], dict[str, np.ndarray]]] = {}
+        self._references: dict[tuple[bytes, str, int], float] = {}
+
+    def pool(self, size: int) -> tuple[list[int], dict[str, np.ndarray]]:
+        if size not in self._pools:
+            columns = [i for i, g in enumerate(self.library.groups) if len(g) <= size]
+            auroc = self.library.auroc[:, columns]
+            self._pools[size] = (columns, {"auroc": auroc, "rank": meta.target_matrix(auroc, "rank")})
+        return self._pools[size]
+
+    def choose(self, train: np.ndarray, query: np.ndarray, settings: meta.Recommender) -> np.ndarray:
+        """The candidate (index into ``library.groups``) chosen for each ``query`` entry when the
+        library holds only the ``train`` entries (boolean masks)."""
+        columns, targets = self.pool(settings.max_members)
+        features, families = self.library.features[train], self.families[train]
+        reference = 0.0
+        if settings.shrink > 0:
+            key = (np.packbits(train).tobytes(), settings.features, settings.k)
+            if key not in self._references:
+                scale = meta.scaler(features, settings)
+                self._references[key] = meta.reference_distance(scale(features), families, settings.k)
+            reference = self._references[key]
+        found = meta.predict(features, targets["auroc"][train], families, self.library.features[query], settings,
+                             targets=targets[settings.target][train], reference=reference)
+        return np.array([columns[int(np.argmax(p.predicted))] for p in found], dtype=int)
+
+    def family_out(self, within: np.ndarray, settings: meta.Recommender) -> float:
+        """Mean test AUROC of the settings' choices when each family among the ``within`` entries is
+        scored by the others (families weigh the same)."""
+        results = []
+        for name in sorted(set(self.families[within])):
+            held = within & (self.families == name)
+            chosen = self.choose(within & ~held, held, settings)
+            results.append(self.library.auroc[held, chosen].mean())
+        return float(np.mean(results))
+
+    def best_settings(self, within: np.ndarray, grid: list[meta.Recommender] = GRID) -> tuple[meta.Recommender, float]:
+        """The settings with the best family-out score among the ``within`` entries (the first on ties)."""
+        scores = [self.family_out(within, settings) for settings in grid]
+        best = int(np.argmax(scores))
+        return grid[best], scores[best]
+
+
+def nested_evaluation(library: meta.MetaLibrary, grids: dict[str, list[meta.Recommender]],
+                      baselines: Iterable[tuple[str, ...]] = (("iforest",),),
+                      progress: Callable[[str], None] | None = None) -> pl.DataFrame:
+    """Nested leave-one-family-out: for each family, each recommender (a grid of settings) chooses
+    its settings by family-out cross-validation on the *other* families only, then recommends for
+    the held-out family's entries from the other families' entries. Also the best fixed candidate
+    chosen on the other families, and fixed ``baselines``. One row per entry and method: test AUROC
+    (%), the settings chosen, the candidate."""
+    evaluator = Evaluator(library)
+    index = {g: i for i, g in enumerate(library.groups)}
+    rows: list[dict[str, Any]] = []
+    for name in evaluator.names:
+        held = evaluator.families == name
+        train = ~held
+        chosen: dict[str, tuple[np.ndarray, str]] = {}
+        for method, grid in grids.items():
+            settings, score = evaluator.best_settings(train, grid)
+            chosen[method] = evaluator.choose(train, held, settings), _describe(settings, score)
+        fixed = int(np.argmax(meta.family_weighted_mean(library.auroc[train], evaluator.families[train])))
+        chosen["best fixed"] = np.full(int(held.sum()), fixed), "chosen on the other families"
+        for baseline in baselines:
+            chosen["+".join(baseline)] = np.full(int(held.sum()), index[baseline]), "fixed"
+        for method, (candidates, detail) in chosen.items():
+            for i, c in zip(np.flatnonzero(held), candidates, strict=True):
+                rows.append({"dataset": library.entries[i][0], "seed": library.entries[i][1], "family": name,
+                             "collection": library.collections[i], "method": method,
+                             "auroc": 100 * float(library.auroc[i, c]), "candidate": "+".join(library.groups[c]),
+                             "settings": detail})
+        if progress is not None:
+            progress(f"family {name}: {int(held.sum())} entries scored")
+    return pl.DataFrame(rows)
+
+
+def _describe(settings: meta.Recommender, score: float) -> str:
+    return " ".join(f"{k}={v}" for k, v in asdict(settings).items()) + f" (inner {100 * score:.2f})"
+
+
+# --- the library ----------------------------------------------------------------------------------
+
+def library_data(entries: list[dict[str, Any]], members: dict[str, tuple[str, dict[str, Any]]], *, source: str,
+                 settings: meta.Recommender | None = None) -> dict[str, Any]:
+    """A library file's content from evaluated entries; the recommender's settings are ``settings``,
+    else chosen by family-out cross-validation over the entries (defaults with fewer than 3 families)."""
+    groups = meta.candidate_groups(list(members))
+    data = {
+        "version": meta.LIBRARY_VERSION, "source": source,
+        "members": {label: [detector, params] for label, (detector, params) in members.items()},
+        "features": meta.feature_names(), "groups": [list(g) for g in groups],
+        "recommender": asdict(settings or meta.Recommender()),
+        "entries": [{"dataset": e["dataset"], "family": e["family"], "collection": e["collection"], "seed": e["seed"],
+                     "features": [round(float(v), 6) for v in e["features"]],
+                     "auroc": [round(v, 4) for v in candidate_aurocs(e, groups)]}
+                    for e in sorted(entries, key=lambda e: (e["collection"], e["dataset"], e["seed"]))],
+    }
+    if settings is None and len({e["family"] for e in entries}) >= 3:
+        library = meta.MetaLibrary(data)
+        chosen, score = Evaluator(library).best_settings(np.ones(len(library.entries), dtype=bool))
+        data["recommender"] = asdict(chosen)
+        data["recommender_cv"] = f"leave-one-family-out over {len(set(library.families))} families: {100 * score:.2f}"
+    return data
+
+
+def build(folders: list[Path], *, out: Path, detectors: Iterable[str] = (), seeds: Iterable[int] = (1, 2, 3),
+          label: str = "label", synthetic_from: Iterable[Path] = (), cache: Path | None = None,
+          only: Iterable[str] | None = None, registry: Any = None,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Evaluate the built-in members plus the registered ``detectors`` (their defaults) on every
+    labelled set of ``folders`` (and synthetic tables made from ``synthetic_from``) under the protocol,
+    and write the library to ``out``. Returns its content."""
+    from automl_od.registry import default_registry
+
+    registry = registry or default_registry()
+    known = registry.components("detector")
+    members = dict(meta.MEMBERS)
+    for detector in detectors:
+        if detector not in known:
+            raise UserInputError(f"unknown detector {detector!r}; registered detectors: {', '.join(sorted(known))}")
+        members.setdefault(detector, (detector, {}))
+    entries = []
+    for dataset in labelled_sets(folders, label=label, synthetic_from=synthetic_from, only=only):
+        for seed in seeds:
+            entry = evaluate_entry(dataset, seed, members, cache, registry)
+            entries.append(entry)
+            if progress is not None:
+                progress(f"{dataset.name} seed {seed}: {len(entry['scores'])}/{len(members)} members, {entry['seconds']:.1f} s")
+    if not entries:
+        raise UserInputError(f"no labelled set (.npz, .csv, .parquet) in {', '.join(map(str, folders))}")
+    data = library_data(entries, members, source=f"automl-od library build: {', '.join(p.name for p in folders)}"
+                        + (f" + synthetic from {', '.join(p.name for p in synthetic_from)}" if synthetic_from else "")
+                        + f"; seeds {', '.join(map(str, seeds))}; ADBench protocol, test AUROC")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
+    return data
