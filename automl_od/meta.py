@@ -261,10 +261,9 @@ class Prediction:
 
 def family_weighted_mean(values: np.ndarray, families: np.ndarray) -> np.ndarray:
     """Mean over entries of ``values`` (entries x candidates), each family weighing the same."""
-    names, index = np.unique(families, return_inverse=True)
-    sums = np.zeros((len(names), values.shape[1]))
-    np.add.at(sums, index, values)
-    return (sums / np.bincount(index)[:, None]).mean(axis=0)
+    _, index, counts = np.unique(families, return_inverse=True, return_counts=True)
+    weights = 1.0 / (counts[index.ravel()] * len(counts))
+    return weights @ values  # type: ignore[no-any-return]
 
 
 def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query: np.ndarray,
@@ -282,20 +281,21 @@ def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query
     prior, prior_auroc = family_weighted_mean(targets, families), family_weighted_mean(auroc, families)
     if reference is None:
         reference = reference_distance(train, families, k)
-    out = []
-    distances = np.sqrt(((asked[:, None, :] - train[None, :, :]) ** 2).sum(axis=2))
-    for row in distances:
-        nearest = np.argsort(row, kind="stable")[:k]
-        weights = 1.0 / (row[nearest] + 1e-3) if settings.weighting == "distance" else np.ones(k)
-        weights = weights / weights.sum()
-        local, local_auroc = weights @ targets[nearest], weights @ auroc[nearest]
-        distance = float(row[nearest].mean())
-        excess = max(0.0, distance / reference - 1.0) if reference > 0 else 0.0
-        shrinkage = float(1.0 - np.exp(-settings.shrink * excess))
-        out.append(Prediction((1 - shrinkage) * local + shrinkage * prior,
-                              (1 - shrinkage) * local_auroc + shrinkage * prior_auroc, nearest, row[nearest], distance,
-                              reference, shrinkage, prior))
-    return out
+    from scipy.spatial.distance import cdist
+
+    distances = cdist(asked, train)
+    nearest = np.argsort(distances, axis=1, kind="stable")[:, :k]
+    near = np.take_along_axis(distances, nearest, axis=1)
+    weights = 1.0 / (near + 1e-3) if settings.weighting == "distance" else np.ones_like(near)
+    weights /= weights.sum(axis=1, keepdims=True)
+    local, local_auroc = np.einsum("qk,qkc->qc", weights, targets[nearest]), np.einsum("qk,qkc->qc", weights, auroc[nearest])
+    mean = near.mean(axis=1)
+    excess = np.maximum(0.0, mean / reference - 1.0) if reference > 0 else np.zeros(len(mean))
+    shrinkage = 1.0 - np.exp(-settings.shrink * excess)
+    predicted = (1 - shrinkage)[:, None] * local + shrinkage[:, None] * prior
+    estimate = (1 - shrinkage)[:, None] * local_auroc + shrinkage[:, None] * prior_auroc
+    return [Prediction(predicted[q], estimate[q], nearest[q], near[q], float(mean[q]), reference, float(shrinkage[q]), prior)
+            for q in range(len(asked))]
 
 
 def scaler(features: np.ndarray, settings: Recommender) -> Any:
@@ -314,7 +314,9 @@ def reference_distance(train: np.ndarray, families: np.ndarray, k: int) -> float
     family usually is from its neighbours."""
     if len(np.unique(families)) < 2:
         return 0.0
-    distances = np.sqrt(((train[:, None, :] - train[None, :, :]) ** 2).sum(axis=2))
+    from scipy.spatial.distance import cdist
+
+    distances = cdist(train, train)
     distances[families[:, None] == families[None, :]] = np.inf
     nearest = np.sort(distances, axis=1)[:, :k]
     usable = np.where(np.isfinite(nearest), nearest, np.nan)

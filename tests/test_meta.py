@@ -110,6 +110,26 @@ def test_a_table_far_from_the_library_is_shrunk_towards_the_robust_prior():
     assert library.recommend(rows[0] - 40.0, settings=meta.Recommender(k=2)).shrinkage == 0.0
 
 
+def test_the_nested_evaluation_never_lets_a_family_choose_for_itself():
+    """Family "a" favours candidate 3, the other families candidate 7, at the same meta-features: scored
+    family-out, "a" gets 7 (what the others know), and its settings are chosen without it."""
+    from automl_od import meta_build
+
+    width = len(meta.feature_names())
+    rng = np.random.default_rng(1)
+    rows = [rng.normal(scale=0.01, size=width).tolist() for _ in range(8)]
+    library = _library(rows, best=[3, 3, 7, 7, 7, 7, 7, 7], names=[f"s{i}" for i in range(8)],
+                       families=["a", "a", "b", "b", "c", "c", "d", "d"])
+    grid = [meta.Recommender(k=1), meta.Recommender(k=3, target="rank")]
+    frame = meta_build.nested_evaluation(library, {"recommender": grid})
+    mine = frame.filter((pl.col("family") == "a") & (pl.col("method") == "recommender"))
+    assert mine.height == 2 and set(mine["candidate"]) == {"+".join(meta.candidate_groups()[7])}
+    assert set(mine["auroc"]) == {50.0}  # what family-out costs here: 7 is wrong for "a"
+    assert frame.filter(pl.col("family") == "a")["settings"].str.contains("inner").any()  # chosen on b, c, d
+    assert set(frame.filter(pl.col("method") == "iforest")["auroc"]) == {60.0}
+    assert set(frame["method"]) == {"recommender", "best fixed", "iforest"}
+
+
 def test_libraries_for_other_meta_features_or_with_unknown_members_are_refused():
     data = {"version": meta.LIBRARY_VERSION, "features": meta.feature_names()[:3], "members": {}, "groups": [], "entries": []}
     with pytest.raises(ValueError, match="rebuild it"):
