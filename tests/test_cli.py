@@ -9,6 +9,7 @@ import shlex
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
@@ -20,6 +21,13 @@ from conftest import CLI, REPO, blobs, shared_data
 def run_cli(*args, cwd=None, timeout=300, env=None):
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
+    """Independent invocations (each a tuple of arguments), side by side: each is its own process, exactly as
+    when run one after the other, but their start-ups (mostly imports) overlap; results in the order given."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: run_cli(*args, cwd=cwd, env=env), calls))
 
 
 @pytest.fixture
@@ -43,15 +51,14 @@ def test_help_is_available(command):
 
 
 def test_plugins_lists_builtins_with_versions():
-    result = run_cli("plugins", "--json")
+    result, listed = run_clis(("plugins", "--json"), ("plugins",))
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     components = {c["name"] for p in plugins.values() for c in p["components"]}
     assert {"isolation_forest", "one_class_svm", "all_features", "none", "tpe", "random"} <= components
     # the detector zoo (Done means of the detector issue: `automl-od plugins` lists the new detectors)
     assert {"pae", "autoencoder", "gaussian_mixture", "knn", "ecod", "copod", "hbos"} <= components
     assert plugins["automl_od.plugins.sklearn_detectors"]["version"]
-    text = run_cli("plugins").stdout
-    assert "automl_od.plugins.sklearn_detectors" in text and "built-in" in text
+    assert "automl_od.plugins.sklearn_detectors" in listed.stdout and "built-in" in listed.stdout
 
 
 def _bad_inputs(tmp_path, blob_csv):
@@ -84,8 +91,9 @@ def _bad_inputs(tmp_path, blob_csv):
 def test_bad_inputs_get_one_line_and_exit_2(tmp_path, blob_csv):
     path, _ = blob_csv
     before = path.read_bytes()
-    for args, message in _bad_inputs(tmp_path, blob_csv):
-        result = run_cli("search", *args, "--out", tmp_path / "out", cwd=tmp_path)
+    cases = _bad_inputs(tmp_path, blob_csv)
+    results = run_clis(*[("search", *args, "--out", tmp_path / f"out{i}") for i, (args, _) in enumerate(cases)], cwd=tmp_path)
+    for (args, message), result in zip(cases, results, strict=True):
         assert result.returncode == 2, (args, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("notice:")]
         assert len(lines) == 1, (args, result.stderr)
@@ -112,21 +120,23 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, scores.get_column("anomaly_score").to_numpy()) > 0.95
-    # the same folder again without --resume is refused instead of overwritten
-    again = run_cli("search", path, "--drop", "kind", "label", "id", "--out", out)
-    assert again.returncode == 2 and "already holds a search" in again.stderr
-    # predict from another folder, via the search's folder
+    # the same folder again without --resume is refused instead of overwritten; predict from another folder, via
+    # the search's folder; a folder without a pipeline is refused (three independent calls, side by side)
     predicted = tmp_path / "pred.csv"
-    result = run_cli("predict", out, path, "--out", predicted, "--batch-size", "100", cwd=REPO)
+    again, result, no_pipeline = run_clis(("search", path, "--drop", "kind", "label", "id", "--out", out),
+                                          ("predict", out, path, "--out", predicted, "--batch-size", "100"),
+                                          ("predict", tmp_path, path), cwd=REPO)
+    assert again.returncode == 2 and "already holds a search" in again.stderr
     assert result.returncode == 0, result.stderr
     assert pl.read_csv(predicted).equals(scores)
-    assert run_cli("predict", tmp_path, path).returncode == 2
+    assert no_pipeline.returncode == 2
 
 
 def test_rank_lists_columns_with_quality_flags(blob_csv, tmp_path):
     path, _ = blob_csv
     out = tmp_path / "rank"
-    result = run_cli("rank", path, "--drop", "kind", "label", "--ranker", "all_features", "--json", "--out", out)
+    result, top, bad = run_clis(("rank", path, "--drop", "kind", "label", "--ranker", "all_features", "--json", "--out", out),
+                                ("rank", path, "--ranker", "all_features", "--top", "2"), ("rank", path, "--label", "nope"))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [e["feature"] for e in report["ranking"]] == ["a", "b", "c", "d", "id", "constant"]
@@ -134,9 +144,8 @@ def test_rank_lists_columns_with_quality_flags(blob_csv, tmp_path):
     assert flags["constant"] == "constant" and flags["id"] == "id_like" and flags["a"] == ""
     assert {p.name for p in out.iterdir()} == {"ranking.csv", "ranking.json", "quality.csv", "ranking.png"}
     assert (out / "ranking.png").read_bytes()[:4] == b"\x89PNG"
-    text = run_cli("rank", path, "--ranker", "all_features", "--top", "2").stdout
-    assert "data-quality flags" in text and "id_like" in text
-    assert run_cli("rank", path, "--label", "nope").returncode == 2
+    assert "data-quality flags" in top.stdout and "id_like" in top.stdout
+    assert bad.returncode == 2
 
 
 @pytest.mark.slow
@@ -235,8 +244,10 @@ def test_search_with_a_few_labelled_anomalies_uses_them_end_to_end(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, scores.get_column("anomaly_score").to_numpy()) > 0.9
-    # labels that mark nothing: searched without labels, with a notice
+    # labels that mark nothing: searched without labels, with a notice (this search is here for the notice and
+    # logs nothing to MLflow: the search above and test_tracking.py cover what a search logs)
     pl.DataFrame(X, schema=list("abcd")).with_columns(pl.Series("label", np.zeros_like(y))).write_csv(path)
-    none = run_cli("search", path, "--label", "label", "--budget", "1", "--space", "fast", "--seed", "0", "--out", tmp_path / "none")
+    none = run_cli("search", path, "--label", "label", "--budget", "1", "--space", "fast", "--seed", "0", "--no-tracking",
+                   "--out", tmp_path / "none")
     assert none.returncode == 0, none.stderr
     assert "notice: the labels mark no row as an anomaly: searching without labels" in none.stderr

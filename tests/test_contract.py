@@ -15,7 +15,7 @@ from automl_od.errors import SearchNotice, UserInputError
 from automl_od.pipeline import OutlierPipeline
 
 from conftest import blobs
-from test_cli import run_cli
+from test_cli import run_cli, run_clis
 
 
 def _frame(n: int = 200, seed: int = 0) -> pl.DataFrame:
@@ -148,18 +148,20 @@ def test_cli_predict_keeps_the_contract(messy_run):
     extra = folder / "extra.csv"
     frame.with_columns(pl.lit("1").alias("unknown")).write_csv(extra)
     target = folder / "new" / "folder" / "scores.csv"  # a folder that does not exist yet
-    result = run_cli("predict", out, extra, "--drop", "label", "--out", target)
+    missing = folder / "missing.csv"
+    frame.drop("amount").write_csv(missing)
+    infinite = folder / "inf.csv"
+    frame.with_columns(pl.lit("inf").alias("a")).write_csv(infinite)
+    # three independent calls, side by side
+    result, lacking, with_inf = run_clis(("predict", out, extra, "--drop", "label", "--out", target),
+                                         ("predict", out, missing), ("predict", out, infinite, "--drop", "label"))
     assert result.returncode == 0, result.stderr
     assert "notice: left out 1 column(s) the model was not trained on: 'unknown'" in result.stderr
     assert pl.read_csv(target).get_column("anomaly_score").equals(pl.read_csv(out / "scores.csv").get_column("anomaly_score"))
     # a missing trained column: one line naming it, exit 2 (it was a 51-line traceback)
-    missing = folder / "missing.csv"
-    frame.drop("amount").write_csv(missing)
-    _one_line_error(run_cli("predict", out, missing), "lacks 1 column(s)", "'amount'")
+    _one_line_error(lacking, "lacks 1 column(s)", "'amount'")
     # inf in a numeric column at predict time
-    infinite = folder / "inf.csv"
-    frame.with_columns(pl.lit("inf").alias("a")).write_csv(infinite)
-    result = run_cli("predict", out, infinite, "--drop", "label")
+    result = with_inf
     assert result.returncode == 0, result.stderr
     assert "notice: column 'a': values that are not numbers read as missing" in result.stderr or \
         "notice: column 'a': infinite values read as missing" in result.stderr
@@ -167,13 +169,13 @@ def test_cli_predict_keeps_the_contract(messy_run):
 
 def test_cli_rank_handles_a_column_named_count(messy_run):
     _, data, _, _ = messy_run
-    result = run_cli("rank", data, "--label", "label", "--json")
+    result, unknown = run_clis(("rank", data, "--label", "label", "--json"), ("rank", data, "--label", "nope"))
     assert result.returncode == 0, result.stderr
     import json
 
     ranked = {entry["feature"] for entry in json.loads(result.stdout)["ranking"]}
     assert {"count", "when", "amount", "a", "a_duplicated_0", "ratio"} == ranked
-    _one_line_error(run_cli("rank", data, "--label", "nope"), "column 'nope' is not in")
+    _one_line_error(unknown, "column 'nope' is not in")
 
 
 def test_predict_and_rank_bad_inputs_get_one_line_and_exit_2(messy_run):
@@ -187,8 +189,8 @@ def test_predict_and_rank_bad_inputs_get_one_line_and_exit_2(messy_run):
         (["rank", folder / "nope.csv"], "does not exist"),
         (["rank", data, "--label", "count"], "must hold 1 (anomaly), 0 or empty"),
     ]
-    for args, message in cases:
-        _one_line_error(run_cli(*args), message)
+    for (_, message), result in zip(cases, run_clis(*[args for args, _ in cases]), strict=True):
+        _one_line_error(result, message)
     assert data.read_bytes() == before
 
 
@@ -204,18 +206,39 @@ def test_shared_data_fails_in_ci_and_skips_elsewhere(monkeypatch):
 
 
 INTERRUPT = """
-import os, signal, threading, time
+import glob, os, signal, tempfile, threading, time
 import numpy as np
 from automl_od import AutoOD
 
 rng = np.random.default_rng(0)
 X = np.r_[rng.normal(size=(400, 4)), rng.normal(5, 1, size=(20, 4))]
 y = np.r_[np.zeros(400), np.ones(20)]
-threading.Timer(12, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+# the search's temporary folder lands in ./tmp (Ray's own folder does not: it reads TMPDIR), where the
+# interrupt waits for the search's first finished trial (a fixed 12 s timer did, most of it idle)
+tempfile.tempdir = os.path.abspath("tmp")
+os.mkdir(tempfile.tempdir)
+
+def a_trial_finished():
+    for path in glob.glob("tmp/automl_od_*/trials.jsonl"):
+        try:
+            if os.path.getsize(path):
+                return True
+        except OSError:
+            pass
+    return False
+
+def interrupt():
+    deadline = time.time() + 240
+    while not a_trial_finished() and time.time() < deadline:
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt, daemon=True).start()
 try:
     AutoOD(budget=500, space="fast", n_workers=1, tracking=False, random_state=0).fit(X, y)
 except KeyboardInterrupt as exc:
     print("interrupted:", exc)
+print("left behind:", glob.glob("tmp/automl_od_*"))
 """
 
 
@@ -230,3 +253,4 @@ def test_an_interrupted_api_search_does_not_point_at_a_deleted_folder(tmp_path):
     assert "interrupted: search interrupted" in result.stdout, result.stdout + result.stderr
     assert "are not kept: set out_dir to keep them" in result.stdout
     assert "automl_od_" not in result.stdout  # no path of the temporary folder
+    assert "left behind: []" in result.stdout  # and it is indeed gone
