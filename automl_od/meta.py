@@ -221,9 +221,13 @@ class Recommender:
     ``target`` they average is each candidate's test AUROC or its rank among the candidates
     (``'rank'``, 1 = best); ``shrink`` sets how fast the prediction moves to the robust prior once
     the neighbours' mean distance exceeds the reference distance (0: never); ``max_members`` bounds
-    the candidates' size; ``features`` names the meta-features used (:data:`FEATURE_SETS`)."""
+    the candidates' size; ``features`` names the meta-features used (:data:`FEATURE_SETS`).
+    ``model='forest'`` predicts the AUROCs with a learned model (:func:`fit_forest`) instead of the
+    neighbours' mean, then shrinks the same way. ``model='prior'`` recommends the robust prior wherever the table lies (the neighbours are still
+    reported): the baseline the k-NN has to beat in the family-out cross-validation."""
 
     k: int = 7
+    model: str = "knn"
     target: str = "auroc"
     shrink: float = 0.0
     max_members: int = MAX_MEMBERS
@@ -268,12 +272,12 @@ def family_weighted_mean(values: np.ndarray, families: np.ndarray) -> np.ndarray
 
 def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query: np.ndarray,
             settings: Recommender, *, targets: np.ndarray | None = None,
-            reference: float | None = None) -> list[Prediction]:
+            reference: float | None = None, forest: Any = None) -> list[Prediction]:
     """The recommender on training entries (``features``, ``auroc`` per candidate, ``families``)
     for each row of ``query`` (meta-features): the one home of the arithmetic, used by
     :meth:`MetaLibrary.recommend` and by the family-out evaluation (``automl_od.meta_build``).
-    ``targets`` and ``reference`` may be passed when already computed (they depend only on the
-    entries and the settings)."""
+    ``targets``, ``reference`` and ``forest`` (:func:`fit_forest`) may be passed when already computed
+    (they depend only on the entries and the settings)."""
     targets = target_matrix(auroc, settings.target) if targets is None else targets
     scale = scaler(features, settings)
     train, asked = scale(features), scale(np.atleast_2d(query))
@@ -289,13 +293,27 @@ def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query
     weights = 1.0 / (near + 1e-3) if settings.weighting == "distance" else np.ones_like(near)
     weights /= weights.sum(axis=1, keepdims=True)
     local, local_auroc = np.einsum("qk,qkc->qc", weights, targets[nearest]), np.einsum("qk,qkc->qc", weights, auroc[nearest])
+    if settings.model == "forest":  # a learned performance predictor instead of the neighbours' mean
+        forest = forest if forest is not None else fit_forest(features, targets, families)
+        local = local_auroc = forest.predict(np.atleast_2d(query)).reshape(len(asked), -1)
     mean = near.mean(axis=1)
     excess = np.maximum(0.0, mean / reference - 1.0) if reference > 0 else np.zeros(len(mean))
-    shrinkage = 1.0 - np.exp(-settings.shrink * excess)
+    shrinkage = 1.0 - np.exp(-settings.shrink * excess) if settings.model != "prior" else np.ones(len(mean))
     predicted = (1 - shrinkage)[:, None] * local + shrinkage[:, None] * prior
     estimate = (1 - shrinkage)[:, None] * local_auroc + shrinkage[:, None] * prior_auroc
     return [Prediction(predicted[q], estimate[q], nearest[q], near[q], float(mean[q]), reference, float(shrinkage[q]), prior)
             for q in range(len(asked))]
+
+
+def fit_forest(features: np.ndarray, targets: np.ndarray, families: np.ndarray) -> Any:
+    """The learned performance predictor (``model='forest'``, in the spirit of MetaOD / ELECT): a
+    random forest from meta-features to every candidate's test AUROC, each family weighing the same.
+    Its own settings are fixed (100 trees, leaves of at least 3 entries, half the meta-features per split)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    _, index, counts = np.unique(families, return_inverse=True, return_counts=True)
+    forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=3, max_features=0.5, random_state=0, n_jobs=1)
+    return forest.fit(features, targets, sample_weight=1.0 / counts[index.ravel()])
 
 
 def scaler(features: np.ndarray, settings: Recommender) -> Any:
@@ -345,6 +363,10 @@ class MetaChoice:
 
     def describe(self) -> str:
         """One line: how near the library was and what that did."""
+        if self.settings.get("model") == "prior":
+            return (f"the library-wide best {'+'.join(self.prior)} (the recommender's cross-validated setting; nearest "
+                    f"entries at distance {self.distance:.2f}, the library's usual distance to another family "
+                    f"{self.reference_distance:.2f})")
         shrunk = (f"shrunk {self.shrinkage:.0%} towards the library-wide best {'+'.join(self.prior)}" if self.shrinkage >= 0.005
                   else "not shrunk")
         return (f"neighbours at distance {self.distance:.2f} (library's usual distance to another family "
@@ -357,10 +379,9 @@ class MetaLibrary:
 
     def __init__(self, data: dict[str, Any], origin: str = "") -> None:
         if data.get("version") != LIBRARY_VERSION:
-            raise ValueError(f"meta library version {data.get('version')!r}, this code reads {LIBRARY_VERSION}; "
-                             "rebuild it (automl-od library build)")
+            raise ValueError(f"meta library version {data.get('version')!r}, this code reads {LIBRARY_VERSION}: rebuild it")
         if data["features"] != feature_names():
-            raise ValueError("the meta library was built for other meta-features; rebuild it (automl-od library build)")
+            raise ValueError("the meta library was built for other meta-features: rebuild it")
         self.members: dict[str, tuple[str, dict[str, Any]]] = {label: (spec[0], dict(spec[1])) for label, spec in data["members"].items()}
         self.groups = [tuple(g) for g in data["groups"]]
         unknown = sorted({m for g in self.groups for m in g} - set(self.members))
@@ -376,6 +397,7 @@ class MetaLibrary:
         self.settings = Recommender.from_dict(data.get("recommender"))
         self.source = data.get("source", "")
         self.cv = data.get("recommender_cv", "settings not cross-validated")
+        self._forests: dict[tuple[bytes, tuple[int, ...]], Any] = {}
         self.origin = origin
 
     @classmethod
@@ -411,7 +433,14 @@ class MetaLibrary:
                       if len(self.groups[i]) <= settings.max_members]
         if not candidates:
             raise ValueError("no candidate of the meta library has all its detectors registered")
-        found = predict(self.features[keep], self.auroc[keep][:, candidates], self.families[keep], features, settings)[0]
+        forest = None
+        if settings.model == "forest":  # fitted once per library, exclusions and candidates
+            key = (keep.tobytes(), tuple(candidates))
+            if key not in self._forests:
+                self._forests[key] = fit_forest(self.features[keep], self.auroc[keep][:, candidates], self.families[keep])
+            forest = self._forests[key]
+        found = predict(self.features[keep], self.auroc[keep][:, candidates], self.families[keep], features, settings,
+                        forest=forest)[0]
         order = np.argsort(-found.predicted, kind="stable")
         entries = [e for e, k in zip(self.entries, keep, strict=True) if k]
         groups = [self.groups[i] for i in candidates]
@@ -434,5 +463,5 @@ def _load(path: str) -> MetaLibrary:
         return MetaLibrary(json.loads(Path(path).read_text(encoding="utf-8")), origin=path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         where = "" if Path(path) == LIBRARY_FILE else f" (set by meta_library / --meta-library / ${LIBRARY_ENV})"
-        raise UserInputError(f"cannot read the meta library {path}{where}: {exc}; rebuild it with 'automl-od library build', "
-                             "or choose by search instead (--selection search / selection='search')") from None
+        raise UserInputError(f"cannot read the meta library {path}{where}: {exc} ('automl-od library build' writes one; "
+                             "or choose by search instead: --selection search / selection='search')") from None

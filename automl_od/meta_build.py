@@ -279,10 +279,14 @@ def candidate_aurocs(entry: dict[str, Any], groups: list[tuple[str, ...]]) -> li
 
 # --- choosing the recommender's settings, and the nested evaluation -----------------------------------
 
-#: The settings family-out cross-validation chooses among.
-GRID = [meta.Recommender(k=k, target=target, shrink=shrink, max_members=size, features=features)
-        for k, target, shrink, size, features in itertools.product(
-            (3, 5, 7, 10, 15), ("auroc", "rank"), (0.0, 0.5, 1.0, 2.0), (1, 3), ("all", "agreement"))]
+#: The settings family-out cross-validation chooses among: k-NN ones, and the robust prior alone.
+GRID = [*(meta.Recommender(k=k, target=target, shrink=shrink, max_members=size, features=features)
+          for k, target, shrink, size, features in itertools.product(
+              (3, 5, 7, 10, 15, 30), ("auroc", "rank"), (0.0, 0.5, 1.0, 2.0), (1, 3), ("all", "agreement"))),
+        *(meta.Recommender(model="prior", target=target, max_members=size)
+          for target, size in itertools.product(("auroc", "rank"), (1, 3))),
+        # the learned predictor: AUROC only, every candidate (one forest per training set of entries: its cost)
+        *(meta.Recommender(model="forest", shrink=shrink) for shrink in (0.0, 1.0))]
 
 
 class Evaluator:
@@ -295,6 +299,8 @@ class Evaluator:
         self.names = sorted(set(self.families))
         self._pools: dict[int, tuple[list[int], dict[str, np.ndarray]]] = {}
         self._references: dict[tuple[bytes, str, int], float] = {}
+        self._scores: dict[tuple[bytes, meta.Recommender], float] = {}
+        self._forests: dict[tuple[bytes, int], Any] = {}
 
     def pool(self, size: int) -> tuple[list[int], dict[str, np.ndarray]]:
         if size not in self._pools:
@@ -309,25 +315,35 @@ class Evaluator:
         columns, targets = self.pool(settings.max_members)
         features, families = self.library.features[train], self.families[train]
         reference = 0.0
-        if settings.shrink > 0:
+        if settings.shrink > 0 and settings.model != "prior":
             key = (np.packbits(train).tobytes(), settings.features, settings.k)
             if key not in self._references:
                 scale = meta.scaler(features, settings)
                 self._references[key] = meta.reference_distance(scale(features), families, settings.k)
             reference = self._references[key]
+        forest = None
+        if settings.model == "forest":
+            key_forest = (np.packbits(train).tobytes(), settings.max_members)
+            if key_forest not in self._forests:
+                self._forests[key_forest] = meta.fit_forest(features, targets["auroc"][train], families)
+            forest = self._forests[key_forest]
         found = meta.predict(features, targets["auroc"][train], families, self.library.features[query], settings,
-                             targets=targets[settings.target][train], reference=reference)
+                             targets=targets[settings.target][train], reference=reference, forest=forest)
         return np.array([columns[int(np.argmax(p.predicted))] for p in found], dtype=int)
 
     def family_out(self, within: np.ndarray, settings: meta.Recommender) -> float:
         """Mean test AUROC of the settings' choices when each family among the ``within`` entries is
-        scored by the others (families weigh the same)."""
+        scored by the others (families weigh the same); remembered, so grids that share settings share the work."""
+        key = (np.packbits(within).tobytes(), settings)
+        if key in self._scores:
+            return self._scores[key]
         results = []
         for name in sorted(set(self.families[within])):
             held = within & (self.families == name)
             chosen = self.choose(within & ~held, held, settings)
             results.append(self.library.auroc[held, chosen].mean())
-        return float(np.mean(results))
+        self._scores[key] = float(np.mean(results))
+        return self._scores[key]
 
     def best_settings(self, within: np.ndarray, grid: list[meta.Recommender] = GRID) -> tuple[meta.Recommender, float]:
         """The settings with the best family-out score among the ``within`` entries (the first on ties)."""

@@ -249,10 +249,14 @@ class MetaStrategy(Strategy):
                   for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
         trials[0].reason = "; ".join([choice.describe(), *notes])
         where = "the shipped library" if not library.origin or Path(library.origin) == LIBRARY_FILE else library.origin
-        evaluation = (f"meta-learned recommendation: predicted test AUROC, {library.settings.weighting}-weighted over the "
-                      f"{len(choice.neighbours)} nearest of {len(library.entries)} entries of {where} "
-                      f"({', '.join(choice.neighbour_sets[:8])}{', ...' if len(choice.neighbour_sets) > 8 else ''}); "
-                      f"{choice.describe()}")
+        if library.settings.model == "prior":
+            how = (f"the library-wide best: mean test AUROC over the {len(library.entries)} entries of {where}, each "
+                   f"family weighing the same (the setting its family-out cross-validation chose over k-NN)")
+        else:
+            how = (f"predicted test AUROC, {library.settings.weighting}-weighted over the {len(choice.neighbours)} "
+                   f"nearest of the {len(library.entries)} entries of {where} "
+                   f"({', '.join(choice.neighbour_sets[:8])}{', ...' if len(choice.neighbour_sets) > 8 else ''})")
+        evaluation = f"meta-learned recommendation: {how}; {choice.describe()}"
         return Selection(self.name, pipeline, trials[0].config or PipelineConfig("ensemble"), choice.predicted_auroc, trials,
                          evaluation, "meta", notes, meta_choice=choice,
                          description=(f"rank-averaged ensemble of {', '.join(choice.members)}, chosen without labels "

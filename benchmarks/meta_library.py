@@ -27,7 +27,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from automl_od import meta, meta_build
@@ -41,35 +40,14 @@ def grids() -> dict[str, list[meta.Recommender]]:
     grid = meta_build.GRID
     return {
         "automl_od (all settings)": grid,
-        "k-NN on AUROC": [s for s in grid if s.target == "auroc"],
-        "k-NN on ranks": [s for s in grid if s.target == "rank"],
-        "no shrinkage": [s for s in grid if s.shrink == 0],
-        "fixed k=7, AUROC, no shrinkage": [meta.Recommender()],
+        "k-NN only, on AUROC": [s for s in grid if s.model == "knn" and s.target == "auroc"],
+        "k-NN only, on ranks": [s for s in grid if s.model == "knn" and s.target == "rank"],
+        "k-NN only, no shrinkage": [s for s in grid if s.model == "knn" and s.shrink == 0],
+        "k-NN only, with shrinkage": [s for s in grid if s.model == "knn" and s.shrink > 0],
+        "robust prior only": [s for s in grid if s.model == "prior"],
+        "learned predictor only (forest)": [s for s in grid if s.model == "forest"],
+        "k=7, AUROC, no shrinkage (before)": [meta.Recommender()],
     }
-
-
-def learned_predictor(library: meta.MetaLibrary, target: str = "rank") -> pl.DataFrame:
-    """The alternative to k-NN: a learned performance predictor in the spirit of MetaOD / ELECT, a
-    random forest from meta-features to every candidate's (rank-scaled) test AUROC, trained on the
-    other families (each family weighing the same) and asked for the held-out one. Its settings are
-    fixed (200 trees, leaves of at least 3 entries), so nothing is chosen on the scored family."""
-    from sklearn.ensemble import RandomForestRegressor
-
-    families = library.families.astype(str)
-    targets = meta.target_matrix(library.auroc, target)
-    rows = []
-    for name in sorted(set(families)):
-        held = families == name
-        weights = 1.0 / np.unique(families[~held], return_counts=True)[1][np.unique(families[~held], return_inverse=True)[1]]
-        forest = RandomForestRegressor(n_estimators=200, min_samples_leaf=3, max_features=0.5, random_state=0, n_jobs=1)
-        forest.fit(library.features[~held], targets[~held], sample_weight=weights)
-        chosen = np.argmax(forest.predict(library.features[held]), axis=1)
-        for i, c in zip(np.flatnonzero(held), chosen, strict=True):
-            rows.append({"dataset": library.entries[i][0], "seed": library.entries[i][1], "family": name,
-                         "collection": library.collections[i], "method": f"learned predictor (forest, {target})",
-                         "auroc": 100 * float(library.auroc[i, c]), "candidate": "+".join(library.groups[c]),
-                         "settings": "fixed"})
-    return pl.DataFrame(rows)
 
 
 def report(frame: pl.DataFrame) -> None:
@@ -83,7 +61,7 @@ def report(frame: pl.DataFrame) -> None:
         print(f"  {collection} ({part.height} sets):")
         for method in methods:
             diff = part[method] - part["iforest"]
-            print(f"    {method:<32} {part[method].mean():6.2f}  {diff.mean():+6.2f}  "
+            print(f"    {method:<36} {part[method].mean():6.2f}  {diff.mean():+6.2f}  "
                   f"{int((diff > 0.5).sum()):>3} / {int((diff < -0.5).sum()):<3} {int((diff < -5).sum())} lost by > 5")
     losses = wide.filter((pl.col(main) - pl.col("iforest")) < -5).select("collection", "dataset", main, "iforest", "best fixed")
     if losses.height:
@@ -119,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"library: {len(library.entries)} entries, {len(library.datasets)} sets, {len(set(library.families))} families, "
           f"{len(library.groups)} candidates; shipped settings {library.settings} ({library.cv})")
     frame = meta_build.nested_evaluation(library, grids(), progress=lambda line: print(line, flush=True))
-    frame = pl.concat([frame, learned_predictor(library, "rank"), learned_predictor(library, "auroc")])
     if args.csv:
         frame.write_csv(args.csv)
     report(frame)

@@ -19,7 +19,7 @@ from automl_od import AutoOD, meta
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.pipeline import EnsemblePipeline, OutlierPipeline
 
-from conftest import CLI, DATASETS, REPO, blobs, shared_data
+from conftest import CLI, blobs, shared_data
 
 
 def _frame(X: np.ndarray) -> pl.DataFrame:
@@ -76,6 +76,18 @@ def test_recommender_follows_the_nearest_entries_and_honours_exclusions():
     # candidates whose detector is not registered are not recommended
     without_knn = library.recommend(near + 0.05, detectors={"isolation_forest", "local_outlier_factor"})
     assert {library.members[m][0] for m in without_knn.members} <= {"isolation_forest", "local_outlier_factor"}
+
+
+def test_the_learned_predictor_and_the_prior_are_settings_of_the_same_recommender():
+    width = len(meta.feature_names())
+    rng = np.random.default_rng(2)
+    rows = [rng.normal(loc=3 * (i % 2), scale=0.1, size=width).tolist() for i in range(12)]
+    library = _library(rows, best=[3, 7] * 6, names=[f"s{i}" for i in range(12)], families=[f"f{i % 4}" for i in range(12)])
+    forest = library.recommend(np.full(width, 3.0), settings=meta.Recommender(model="forest"))
+    assert forest.members == meta.candidate_groups()[7] and forest.predicted_auroc == pytest.approx(0.9, abs=0.05)
+    assert library.recommend(np.zeros(width), settings=meta.Recommender(model="forest")).members == meta.candidate_groups()[3]
+    prior = library.recommend(np.zeros(width), settings=meta.Recommender(model="prior"))
+    assert prior.members == prior.prior and prior.shrinkage == 1.0 and "the library-wide best" in prior.describe()
 
 
 def test_families_are_left_out_together():
