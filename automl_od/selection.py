@@ -243,7 +243,7 @@ class MetaStrategy(Strategy):
         notes: list[str] = []
         for note in choice.downsized:
             notice(notes, f"downsized to bound the fit's cost: {note}")
-        if choice.shrinkage >= 0.005:
+        if choice.shrinkage >= 0.005 and library.settings.model != "prior":  # the prior is no fallback there
             notice(notes, f"this table is far from the meta library's entries: {choice.describe()}")
         trials = [_meta_trial(rank, group, predicted, time.perf_counter() - task.started if rank == 1 else 0.0)
                   for rank, (group, predicted) in enumerate(choice.ranking[:10], start=1)]
