@@ -364,9 +364,8 @@ class MetaChoice:
     def describe(self) -> str:
         """One line: how near the library was and what that did."""
         if self.settings.get("model") == "prior":
-            return (f"the library-wide best {'+'.join(self.prior)} (the recommender's cross-validated setting; nearest "
-                    f"entries at distance {self.distance:.2f}, the library's usual distance to another family "
-                    f"{self.reference_distance:.2f})")
+            return (f"nearest library entries at distance {self.distance:.2f} (the library's usual distance to "
+                    f"another family {self.reference_distance:.2f}); the prior is chosen wherever the table lies")
         shrunk = (f"shrunk {self.shrinkage:.0%} towards the library-wide best {'+'.join(self.prior)}" if self.shrinkage >= 0.005
                   else "not shrunk")
         return (f"neighbours at distance {self.distance:.2f} (library's usual distance to another family "

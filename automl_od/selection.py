@@ -250,8 +250,8 @@ class MetaStrategy(Strategy):
         trials[0].reason = "; ".join([choice.describe(), *notes])
         where = "the shipped library" if not library.origin or Path(library.origin) == LIBRARY_FILE else library.origin
         if library.settings.model == "prior":
-            how = (f"the library-wide best: mean test AUROC over the {len(library.entries)} entries of {where}, each "
-                   f"family weighing the same (the setting its family-out cross-validation chose over k-NN)")
+            how = (f"the library-wide best candidate (mean test AUROC over the {len(library.entries)} entries of {where}, "
+                   f"families weighing the same; its family-out cross-validation preferred it to k-NN and the learned predictor)")
         else:
             how = (f"predicted test AUROC, {library.settings.weighting}-weighted over the {len(choice.neighbours)} "
                    f"nearest of the {len(library.entries)} entries of {where} "

@@ -87,7 +87,7 @@ def test_the_learned_predictor_and_the_prior_are_settings_of_the_same_recommende
     assert forest.members == meta.candidate_groups()[7] and forest.predicted_auroc == pytest.approx(0.9, abs=0.05)
     assert library.recommend(np.zeros(width), settings=meta.Recommender(model="forest")).members == meta.candidate_groups()[3]
     prior = library.recommend(np.zeros(width), settings=meta.Recommender(model="prior"))
-    assert prior.members == prior.prior and prior.shrinkage == 1.0 and "the library-wide best" in prior.describe()
+    assert prior.members == prior.prior and prior.shrinkage == 1.0 and "the prior is chosen wherever" in prior.describe()
 
 
 def test_families_are_left_out_together():
