@@ -263,11 +263,15 @@ class Prediction:
     prior: np.ndarray  # per candidate: the family-weighted library mean
 
 
+def family_weights(families: np.ndarray) -> np.ndarray:
+    """One weight per entry, summing to 1, so that each family weighs the same."""
+    _, index, counts = np.unique(families, return_inverse=True, return_counts=True)
+    return 1.0 / (counts[index.ravel()] * len(counts))  # type: ignore[no-any-return]
+
+
 def family_weighted_mean(values: np.ndarray, families: np.ndarray) -> np.ndarray:
     """Mean over entries of ``values`` (entries x candidates), each family weighing the same."""
-    _, index, counts = np.unique(families, return_inverse=True, return_counts=True)
-    weights = 1.0 / (counts[index.ravel()] * len(counts))
-    return weights @ values  # type: ignore[no-any-return]
+    return family_weights(families) @ values  # type: ignore[no-any-return]
 
 
 def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query: np.ndarray,
@@ -294,7 +298,7 @@ def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query
     weights /= weights.sum(axis=1, keepdims=True)
     local, local_auroc = np.einsum("qk,qkc->qc", weights, targets[nearest]), np.einsum("qk,qkc->qc", weights, auroc[nearest])
     if settings.model == "forest":  # a learned performance predictor instead of the neighbours' mean
-        forest = forest if forest is not None else fit_forest(features, targets, families)
+        forest = forest if forest is not None else fit_forest(features, auroc, families)
         local = local_auroc = forest.predict(np.atleast_2d(query)).reshape(len(asked), -1)
     mean = near.mean(axis=1)
     excess = np.maximum(0.0, mean / reference - 1.0) if reference > 0 else np.zeros(len(mean))
@@ -311,9 +315,8 @@ def fit_forest(features: np.ndarray, targets: np.ndarray, families: np.ndarray) 
     Its own settings are fixed (100 trees, leaves of at least 3 entries, half the meta-features per split)."""
     from sklearn.ensemble import RandomForestRegressor
 
-    _, index, counts = np.unique(families, return_inverse=True, return_counts=True)
     forest = RandomForestRegressor(n_estimators=100, min_samples_leaf=3, max_features=0.5, random_state=0, n_jobs=1)
-    return forest.fit(features, targets, sample_weight=1.0 / counts[index.ravel()])
+    return forest.fit(features, targets, sample_weight=family_weights(families))
 
 
 def scaler(features: np.ndarray, settings: Recommender) -> Any:

@@ -203,26 +203,29 @@ def synthetic(source: LabelledSet, kind: str) -> LabelledSet:
 
 def labelled_sets(folders: Iterable[Path], *, label: str = "label", synthetic_from: Iterable[Path] = (),
                   only: Iterable[str] | None = None) -> Iterable[LabelledSet]:
-    """The sets of each folder, then the synthetic tables made from the sets of ``synthetic_from``
-    (``only``: these names, real or synthetic). A table without the label column is skipped, with a notice."""
+    """The sets of each folder, and the synthetic tables made from the sets of ``synthetic_from``
+    (``only``: these names, real or synthetic). Each folder is read once; a table without the label
+    column is skipped, with a notice."""
     wanted = None if only is None else {name.lower() for name in only}
+    real, sources = list(folders), list(synthetic_from)
 
-    def read(folder: Path, keep: Callable[[str], bool]) -> Iterable[LabelledSet]:
+    def kinds(folder: Path, name: str) -> list[str]:
+        return [k for k in SYNTHETIC_KINDS
+                if folder in sources and (wanted is None or f"synthetic-{k}__{name}".lower() in wanted)]
+
+    for folder in dict.fromkeys([*real, *sources]):
         for name, path in find_sets(folder).items():
-            if keep(name):
-                try:
-                    yield LabelledSet(name, folder.name, *read_labelled(path, label))
-                except NoLabelColumn as exc:
-                    notify(f"skipped {exc}")
-
-    for folder in folders:
-        yield from read(folder, lambda name: wanted is None or name.lower() in wanted)
-    for folder in synthetic_from:
-        def kinds(name: str) -> list[str]:
-            return [k for k in SYNTHETIC_KINDS if wanted is None or f"synthetic-{k}__{name}".lower() in wanted]
-
-        for source in read(folder, lambda name: bool(kinds(name))):
-            yield from (synthetic(source, kind) for kind in kinds(source.name))
+            keep = folder in real and (wanted is None or name.lower() in wanted)
+            if not keep and not kinds(folder, name):
+                continue
+            try:
+                dataset = LabelledSet(name, folder.name, *read_labelled(path, label))
+            except NoLabelColumn as exc:
+                notify(f"skipped {exc}")
+                continue
+            if keep:
+                yield dataset
+            yield from (synthetic(dataset, kind) for kind in kinds(folder, name))
 
 
 # --- entries -------------------------------------------------------------------------------------
@@ -314,16 +317,17 @@ class Evaluator:
         library holds only the ``train`` entries (boolean masks)."""
         columns, targets = self.pool(settings.max_members)
         features, families = self.library.features[train], self.families[train]
+        mask = np.packbits(train).tobytes()
         reference = 0.0
         if settings.shrink > 0 and settings.model != "prior":
-            key = (np.packbits(train).tobytes(), settings.features, settings.k)
+            key = (mask, settings.features, settings.k)
             if key not in self._references:
                 scale = meta.scaler(features, settings)
                 self._references[key] = meta.reference_distance(scale(features), families, settings.k)
             reference = self._references[key]
         forest = None
         if settings.model == "forest":
-            key_forest = (np.packbits(train).tobytes(), settings.max_members)
+            key_forest = (mask, settings.max_members)
             if key_forest not in self._forests:
                 self._forests[key_forest] = meta.fit_forest(features, targets["auroc"][train], families)
             forest = self._forests[key_forest]
