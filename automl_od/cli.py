@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how the winner is chosen: search (trials with a validation reward), meta (no labels: the "
                         "meta-learned recommender picks an ensemble, no trials), supervised (labelled anomalies: the "
                         "label-aware default learns from them, no trials) or auto (default, with the default space: meta "
-                        "without labelled anomalies, supervised with 1-2, search otherwise), or a plugin's selector (see "
+                        "without labelled anomalies, supervised with them, search otherwise), or a plugin's selector (see "
                         "`automl-od plugins`)")
     search.add_argument("--meta-library", metavar="FILE", help="meta library the label-free recommender uses (written by "
                         "`automl-od library build`; default: $AUTOML_OD_META_LIBRARY, else the shipped one)")

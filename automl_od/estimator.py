@@ -61,13 +61,15 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     library's leave-one-family-out cross-validation chose (for the shipped library: the ensemble
     best on average over its 22 families, 50-NN + robust covariance, which beat k-NN and a learned
     predictor on families they had not seen), and reports how far the table lies from the library
-    (README, "Label-free selection"). ``"supervised"`` (1 or 2 labelled anomalies, too few
-    for any validation to tell candidates apart): no trials; the label-aware first choice
-    (CatBoost when installed, else HistGradientBoosting) learns from them with its defaults,
-    because on ADBench that beats the leave-one-anomaly-out search (README, "Learning from a few
-    labelled anomalies"). ``"auto"`` (default): ``"meta"`` for data without labelled anomalies
-    (not ``novelty``) and the default space, ``"supervised"`` for 1-2 labelled anomalies and the
-    default space, ``"search"`` otherwise.
+    (README, "Label-free selection"). ``"supervised"`` (labelled anomalies): no trials; the
+    label-aware first choice (CatBoost with its positive-unlabelled step when installed, else
+    HistGradientBoosting) learns from them with its defaults, because in the labelled study no
+    validated search, ensemble of trials or positive-unlabelled reward beat it on test, at 1 to
+    25 % of the anomalies labelled (README, "Does a labelled search pay?"), and with 1-2 labelled
+    anomalies nothing can be validated. ``"auto"`` (default): ``"meta"`` for data without labelled
+    anomalies (not ``novelty``) and the default space, ``"supervised"`` for data with labelled
+    anomalies and the default space, ``"search"`` otherwise (with labels, the search's winner can be
+    a greedy ensemble of its trials, kept when it validates clearly better than the best trial).
     ``meta_library`` is the path of a library file to recommend from (``automl-od library build``
     writes one, e.g. with a plugin's detectors or from a team's own labelled history); by default
     the file ``$AUTOML_OD_META_LIBRARY`` names, else the shipped one. ``meta_exclude`` names library
@@ -77,9 +79,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
     How long a default fit takes (2 cores; README, "Cost of a default fit"): without labels about
     1-2 s on a few thousand rows x tens of columns, 15 s at 10,000 x 200, 50 s at 10,000 x 2,000 and
-    40 s at 1,000,000 x 20 (costly members are downsized to stay within their share). With labels, a
-    search of ``budget`` trials, within its time budget (about a minute on small tables, 100 s at
-    10,000 x 200 by default).
+    40 s at 1,000,000 x 20 (costly members are downsized to stay within their share). With labels,
+    one CatBoost fit with its positive-unlabelled step (5-7 s per fit on ADBench's tables, 1,000-10,000
+    rows x 5-36 columns), sized to the time budget; ``selection='search'`` searches ``budget`` trials within it.
     """
 
     #: Every parameter's constraints, checked at once in ``fit`` (scikit-learn's declaration); the

@@ -276,11 +276,12 @@ class EnsemblePipeline(_ScaledPipeline):
     scores' distribution, so this is rank averaging), rescaled onto its training distribution.
 
     ``members`` are unfitted :class:`OutlierPipeline` objects; ``fit`` fits each on the same rows.
+    ``weights`` (None: equal) weigh the members' scores, e.g. how often ensemble selection chose each.
     """
 
     def __init__(self, members: list[OutlierPipeline] | None = None, contamination: float | str = "auto",
-                 novelty: bool = False) -> None:
-        self.members, self.contamination, self.novelty = members, contamination, novelty
+                 novelty: bool = False, weights: list[float] | None = None) -> None:
+        self.members, self.contamination, self.novelty, self.weights = members, contamination, novelty, weights
 
     @property
     def detector(self) -> str:
@@ -292,6 +293,9 @@ class EnsemblePipeline(_ScaledPipeline):
         on exactly these rows (reused as they are); ``schema`` as in :meth:`OutlierPipeline.fit`."""
         if not self.members:
             raise UserInputError("an ensemble needs at least one member pipeline")
+        if self.weights is not None and (len(self.weights) != len(self.members) or min(self.weights) < 0 or not sum(self.weights)):
+            raise UserInputError(f"an ensemble needs one non-negative weight per member, not all 0, but got "
+                                 f"(weights={self.weights}) for {len(self.members)} members")
         frame = self._contract(X, schema)
         fitted = fitted or {}
         self.members_ = [fitted[i] if i in fitted else clone(m).fit(frame, y, registry=registry)
@@ -307,4 +311,4 @@ class EnsemblePipeline(_ScaledPipeline):
 
     def raw_score(self, X: Any) -> np.ndarray:
         frame = self._input(X)
-        return np.mean([member.anomaly_score(frame) for member in self.members_], axis=0)
+        return np.average([member.anomaly_score(frame) for member in self.members_], axis=0, weights=self.weights)

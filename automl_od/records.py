@@ -13,10 +13,13 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 #: Every finished trial is one JSON line of this file in the search's output folder (kept across ``--resume``).
 TRIALS_FILE = "trials.jsonl"
+#: The folder beside it that holds each labelled trial's out-of-fold scores.
+OOF_DIR = "oof"
 #: A trial's status: finished with a reward.
 OK = "ok"
 #: The status of a trial stopped at its time limit (its share of the time budget, or ``trial_timeout_s``).
@@ -96,6 +99,9 @@ class TrialRecord:
     reports: int | None = None  # how many results the trial reported to Tune
     history: list[list[Any]] | None = None  # per-epoch validation rewards: [epoch, reward]
     label: str = ""  # what the leaderboard calls it, when not its detector's name (a recommended ensemble)
+    #: labelled searches: the validation scores of every fold, concatenated in fold order (kept beside
+    #: trials.jsonl in ``oof/<trial_id>.npy``, not in it)
+    oof_scores: Any = None
     extra: dict[str, Any] = field(default_factory=dict)  # result keys named in EXTRA_RESULT_KEYS (benchmarks)
 
     @property
@@ -129,7 +135,7 @@ class TrialRecord:
         row: dict[str, Any] = {"trial_id": self.trial_id, **(self.config.flatten() if self.config else {})}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name not in ("trial_id", "config", "extra", "label") and (value is not None or f.name == "reward"):
+            if f.name not in ("trial_id", "config", "extra", "label", "oof_scores") and (value is not None or f.name == "reward"):
                 row[f.name] = value
         if self.label:
             row.update(detector=self.label, label=self.label)
@@ -158,16 +164,26 @@ def _config(config: dict[str, Any] | PipelineConfig | None) -> PipelineConfig | 
 
 
 def append_trial(path: Path, record: TrialRecord) -> None:
-    """Add one record to a trials.jsonl file."""
+    """Add one record to a trials.jsonl file (its out-of-fold scores beside it, in ``oof/``)."""
+    if record.oof_scores is not None:
+        folder = path.parent / OOF_DIR
+        folder.mkdir(exist_ok=True)
+        np.save(folder / f"{record.trial_id}.npy", np.asarray(record.oof_scores, dtype=np.float32))
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record.to_json(), default=str) + "\n")
 
 
 def read_trials(path: Path) -> list[TrialRecord]:
-    """Every record of a trials.jsonl file, in finishing order (none when it does not exist)."""
+    """Every record of a trials.jsonl file, in finishing order (none when it does not exist), with
+    the out-of-fold scores kept beside it."""
     if not path.exists():
         return []
-    return [TrialRecord.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [TrialRecord.from_json(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for record in records:
+        stored = path.parent / OOF_DIR / f"{record.trial_id}.npy"
+        if stored.exists():
+            record.oof_scores = np.load(stored)
+    return records
 
 
 LEADERBOARD_SCHEMA = {"rank": pl.UInt32, "trial_id": pl.String, "status": pl.String, "reward": pl.Float64,

@@ -1,8 +1,10 @@
 """How ``AutoOD`` chooses its winner: one strategy per way of choosing, each returning a :class:`Selection`.
 
 - ``meta`` (no labels): the meta-learned recommender of :mod:`automl_od.meta` picks an ensemble.
-- ``supervised`` (1-2 labelled anomalies): the label-aware first choice learns from them, unvalidated.
-- ``search`` (otherwise): Ray Tune trials over a space, validated; the winner refitted on every row.
+- ``supervised`` (labelled anomalies, the default space): the label-aware first choice learns from
+  them, unvalidated.
+- ``search`` (otherwise): Ray Tune trials over a space, validated; the winner refitted on every row,
+  or, with labels, a greedy ensemble of trials when it validates clearly better.
 
 A strategy receives a :class:`Task` (the prepared data and the estimator's settings) and an open
 tracker (or None); it neither reads nor sets the estimator's fitted attributes. The estimator
@@ -14,7 +16,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +31,7 @@ from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_
 
 if TYPE_CHECKING:
     from automl_od.data import InputSchema
+    from automl_od.ensembles import TrialEnsemble
     from automl_od.meta import MetaChoice
     from automl_od.registry import Registry
 
@@ -140,10 +143,14 @@ def supervised_prior(registry: Registry) -> str | None:
 def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, space: Any,
                  registry: Registry | None = None) -> Strategy:
     """The registered strategy that ``selection`` asks for on this data: 'auto' is ``meta`` for data
-    without labelled anomalies (not novelty) and the default space, ``supervised`` for 1-2 labelled
-    anomalies and the default space, ``search`` otherwise; a clear error for a name no plugin
-    registers or a strategy that refuses the data."""
-    from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
+    without labelled anomalies (not novelty) and the default space, ``supervised`` for data with
+    labelled anomalies (any number; not novelty) and the default space, ``search`` otherwise; a
+    clear error for a name no plugin registers or a strategy that refuses the data.
+
+    Why labelled data gets no search by default: in the labelled study (README, "Does a labelled
+    search pay?") no validated choice among the candidates, single or ensembled, beat the
+    label-aware default on test at 1-25 % labelled, and the best candidate in hindsight was only
+    0.1-0.5 points above it; the search cost 5-10 times as long. ``selection='search'`` still searches."""
     from automl_od.registry import default_registry
 
     registry = registry or default_registry()
@@ -152,7 +159,7 @@ def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, sp
         default_space = isinstance(space, str) and space == "default"
         if not n_labelled and not novelty and default_space:
             selection = "meta"
-        elif 0 < n_labelled < MIN_LABELLED_FOR_FOLDS and not novelty and default_space and supervised_prior(registry):
+        elif n_labelled and not novelty and default_space and supervised_prior(registry):
             selection = "supervised"
         else:
             selection = "search"
@@ -270,10 +277,11 @@ def _meta_trial(rank: int, group: tuple[str, ...], predicted: float, duration_s:
                        reward=predicted, duration_s=duration_s, label=f"ensemble:{members}")
 
 
-# --- supervised: 1-2 labelled anomalies ------------------------------------------------------------
+# --- supervised: labelled anomalies, no search -----------------------------------------------------
 
 class SupervisedStrategy(Strategy):
-    """Too few labelled anomalies to validate a choice: the label-aware prior learns from them."""
+    """Labelled anomalies, the default space: the label-aware prior learns from them without a search
+    (with 1-2 no search can validate a choice; with more, none beat it in the labelled study)."""
 
     name = "supervised"
     brief = "label-aware default, no trials"
@@ -287,18 +295,28 @@ class SupervisedStrategy(Strategy):
         started = time.perf_counter()
         detector = supervised_prior(task.registry)
         assert detector is not None  # strategy_for checked it (refuses)
+        from automl_od.evaluation import MIN_LABELLED_FOR_FOLDS
+
         counted = f"{task.n_labelled} labelled anomal{'y' if task.n_labelled == 1 else 'ies'}"
+        few = task.n_labelled < MIN_LABELLED_FOR_FOLDS
         notes: list[str] = []
-        notice(notes, f"only {counted}: too few to validate a search, so {detector} with its defaults learns from them, "
-                      "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)")
+        if few:
+            notice(notes, f"only {counted}: too few to validate a search, so {detector} with its defaults learns from them, "
+                          "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)")
+        else:
+            notice(notes, f"{counted}: {detector} with its defaults learns from them without a search (in the labelled "
+                          "benchmark no validated search or ensemble beat it); selection='search' runs the validated search")
         budget = time_budget(task)
         config = PipelineConfig(detector)
         pipeline, note = refit(config, task, Clock(budget, task.started), tracking=tracker is not None)
         if note:
             notice(notes, note)
+        why = "too few labelled anomalies" if few else "no search by default with labels"
         trial = _unvalidated(config, trial_id="supervised", duration_s=time.perf_counter() - started,
-                             reason="; ".join(filter(None, ["not validated (too few labelled anomalies)", note])))
-        evaluation = f"not validated: {counted} cannot validate a choice, so {detector} (defaults) learns from all rows without a search"
+                             reason="; ".join(filter(None, [f"not validated ({why})", note])))
+        evaluation = (f"not validated: {counted} cannot validate a choice, so {detector} (defaults) learns from all rows without a search"
+                      if few else f"not validated: {detector} (defaults) learns from the {counted} and all other rows without "
+                                  "a search (selection='search' validates candidates)")
         return Selection(self.name, pipeline, config, float("nan"), [trial], evaluation, "supervised", notes,
                          time_budget=budget, description=f"{detector} with its defaults, {evaluation}")
 
@@ -387,6 +405,10 @@ class SearchStrategy(Strategy):
         if best is None or best.config is None:
             raise UserInputError(_nothing_finished(trials, clock, settings.trial_timeout_s))
         train_rows = len(plan.folds[0][0]) if plan.folds else task.frame.height
+        ensemble = _ensemble(trials, plan, best, task, clock, tracking=tracker is not None, train_rows=train_rows, notes=notes)
+        if ensemble is not None:
+            return _ensemble_selection(ensemble, task, clock, plan, trials, notes, self.budget, settings, tracker,
+                                       train_rows=train_rows)
         pipeline, note = refit(best.config, task, clock, tracking=tracker is not None, trial=best, train_rows=train_rows)
         validation = None
         if tracker and plan.mode == "labelled" and best.reward is not None:  # honest ROC/PR plots
@@ -407,6 +429,59 @@ class SearchStrategy(Strategy):
                          time_budget=self.budget, validation=validation, logged=True,
                          description=(f"{best.detector} with {validated} ({plan.description}); budget {settings.budget}, "
                                       f"controller {settings.controller}"))
+
+
+def _ensemble(trials: list[TrialRecord], plan: Any, best: TrialRecord, task: Task, clock: Clock, *, tracking: bool,
+              train_rows: int, notes: list[str]) -> TrialEnsemble | None:
+    """Greedy ensemble selection over the labelled trials (:func:`automl_od.ensembles.ensemble_of_trials`),
+    kept only when it beats the single winner clearly on the same folds (:func:`clearly_better`, the
+    rule that protects the default) and its members' refits fit in the time left."""
+    from automl_od.ensembles import ensemble_of_trials
+
+    if plan.mode != "labelled" or not best.fold_rewards:
+        return None
+    ensemble = ensemble_of_trials(trials, plan)
+    if ensemble is None or len(ensemble.members) < 2 or not clearly_better(ensemble.fold_rewards, best.fold_rewards):
+        return None
+    predicted = sum(predicted_seconds(task.registry.get("detector", t.config.detector), task.frame.height, task.width, t,
+                                      train_rows) for t in ensemble.members if t.config is not None)
+    left = clock.left()
+    if left is not None and predicted > SAFETY * (left - (TRACKING_S if tracking else 0.0)):
+        notice(notes, f"an ensemble of {len(ensemble.members)} trials validated better ({ensemble.reward:.4f} vs "
+                      f"{best.reward:.4f}), but refitting its members (about {predicted:.0f} s) would overrun the time "
+                      "budget: the single winner is kept")
+        return None
+    return ensemble
+
+
+def _ensemble_selection(ensemble: TrialEnsemble, task: Task, clock: Clock, plan: Any, trials: list[TrialRecord],
+                        notes: list[str], budget: float | None, settings: Any, tracker: Any, *,
+                        train_rows: int) -> Selection:
+    """The chosen ensemble: each member refitted on every row, rank-averaged with its selection weight."""
+    from automl_od.pipeline import EnsemblePipeline
+
+    fitted = []
+    for member in ensemble.members:
+        assert member.config is not None  # validated trials were sampled
+        pipeline, note = refit(member.config, task, clock, tracking=tracker is not None, trial=member, train_rows=train_rows)
+        if note:
+            notice(notes, f"{member.detector} ({member.trial_id}): {note}")
+        fitted.append(pipeline)
+    pipeline = EnsemblePipeline(fitted, contamination=task.contamination, novelty=task.novelty,
+                                weights=[float(w) for w in ensemble.weights])
+    pipeline.fit(task.frame, task.labels, registry=task.registry, fitted=dict(enumerate(fitted)), schema=task.schema)
+    members = "+".join(t.trial_id for t in ensemble.members)
+    config = PipelineConfig("ensemble", {"members": members, "weights": "+".join(map(str, ensemble.weights))})
+    record = TrialRecord(trial_id="ensemble", config=config, status="ok", reward=ensemble.reward,
+                         fold_rewards=ensemble.fold_rewards, label=ensemble.label,
+                         reason="greedy ensemble selection over the trials' out-of-fold scores; beat the single winner "
+                                "clearly on the same folds")
+    labels = np.concatenate([plan.y[val] for _, val in plan.folds])
+    evaluation = f"{plan.description}; the winner is an ensemble of trials (greedy selection, rank-averaged)"
+    return Selection("search", pipeline, config, ensemble.reward, [*trials, record], evaluation, plan.mode, notes,
+                     time_budget=budget, validation=(labels, ensemble.scores), logged=True,
+                     description=(f"{ensemble.label} with validation reward {ensemble.reward:.4f} ({plan.description}); "
+                                  f"budget {settings.budget}, controller {settings.controller}"))
 
 
 def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None) -> str:
@@ -493,11 +568,19 @@ def best_trial(trials: list[TrialRecord], default: PipelineConfig | None = None)
     candidate = max(defaults, key=lambda t: t.reward)  # type: ignore[arg-type, return-value]
     ours, theirs = best.fold_rewards, candidate.fold_rewards
     if ours and theirs and len(ours) == len(theirs) and len(ours) > 1:
-        from automl_od.evaluation import N_FOLDS
-
-        differences = np.asarray(ours, dtype=float) - np.asarray(theirs, dtype=float)
-        corrected = np.sqrt(1 / len(differences) + 1 / (N_FOLDS - 1))  # validation / training rows = 1 / (k - 1)
-        margin = DEFAULT_MARGIN_SE * float(np.std(differences, ddof=1)) * corrected
-    else:
-        margin = float(best.reward_std or 0.0) / np.sqrt(max(1, int(best.folds_done or 1)))
+        return best if clearly_better(ours, theirs) else candidate
+    margin = float(best.reward_std or 0.0) / np.sqrt(max(1, int(best.folds_done or 1)))
     return best if best.reward - candidate.reward > margin else candidate  # type: ignore[operator]
+
+
+def clearly_better(ours: Sequence[float], theirs: Sequence[float]) -> bool:
+    """Whether per-fold rewards ``ours`` beat ``theirs`` (the same folds) by more than
+    ``DEFAULT_MARGIN_SE`` Nadeau-Bengio standard errors of their differences (see :func:`best_trial`)."""
+    from automl_od.evaluation import N_FOLDS
+
+    differences = np.asarray(ours, dtype=float) - np.asarray(theirs, dtype=float)
+    if len(differences) < 2:
+        return False
+    corrected = np.sqrt(1 / len(differences) + 1 / (N_FOLDS - 1))  # validation / training rows = 1 / (k - 1)
+    margin = DEFAULT_MARGIN_SE * float(np.std(differences, ddof=1)) * corrected
+    return float(np.mean(differences)) > margin

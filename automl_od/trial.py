@@ -109,6 +109,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
     plan = data.plan
     per_fold: list[dict[str, float]] = []
     resampling: list[str] = []
+    validation: list[np.ndarray] = []  # each fold's validation scores, for ensembles of trials
 
     def check_deadline() -> None:
         if deadline is not None and time.perf_counter() > deadline:
@@ -133,6 +134,7 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
                          schema=data.schema)
             resampling.append(pipeline.resampling_note_)
             val_scores = pipeline.raw_score(val_frame)
+            validation.append(np.asarray(val_scores, dtype=np.float32))
             per_fold.append(fold_metrics(plan, fold, val_scores, _synthetic_scores(pipeline, plan)))
             if on_fold is not None:
                 on_fold(len(per_fold))
@@ -140,6 +142,8 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
         result: dict[str, Any] = {**summary, "status": "ok", "reason": ""}
         if all("reward" in m for m in per_fold):  # per fold, for paired comparisons of trials (same folds)
             result["fold_rewards"] = [float(m["reward"]) for m in per_fold]
+        if plan.mode == "labelled":  # out-of-fold scores, fold after fold: ensembles of trials (automl_od.ensembles)
+            result["oof_scores"] = np.concatenate(validation)
     except Exception as exc:  # a failing trial is a recorded result, not a crashed search
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if not isinstance(exc, TrialFailed):

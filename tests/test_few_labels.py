@@ -108,11 +108,14 @@ def test_catboost_is_the_label_aware_default(registry):
 
 
 @needs_catboost
-@pytest.mark.parametrize("n_labelled", [1, 2])
-def test_one_or_two_labels_fit_the_label_aware_default_without_a_search(blob_data, n_labelled):
+@pytest.mark.parametrize("n_labelled", [1, 2, 6])
+def test_labels_fit_the_label_aware_default_without_a_search(blob_data, n_labelled):
+    """1-2 labelled anomalies cannot validate anything; with more, no validated search beat the
+    default in the labelled study (README, "Does a labelled search pay?"): no search either way."""
     X, y = blob_data
     labels = _some_labelled(y, n_labelled)
-    with pytest.warns(SearchNotice, match=f"only {n_labelled} labelled anomal.*too few to validate"):
+    said = "too few to validate" if n_labelled < 3 else "learns from them without a search.*selection='search'"
+    with pytest.warns(SearchNotice, match=f"{n_labelled} labelled anomal.*{said}"):
         model = AutoOD(budget=5, tracking=False, random_state=0).fit(X, labels)
     assert model.selection_ == "supervised" and model.evaluation_mode_ == "supervised"
     assert model.best_config_["detector"] == "catboost" and np.isnan(model.best_score_)
@@ -127,7 +130,7 @@ def test_one_or_two_labels_fit_the_label_aware_default_without_a_search(blob_dat
 def test_selection_rules_and_errors(registry):
     y = np.zeros(50, dtype=np.int64)
     assert resolve_selection("auto", None, novelty=False, space="default", registry=registry) == "meta"
-    for n, expected in ((1, "supervised"), (2, "supervised"), (3, "search")):
+    for n, expected in ((1, "supervised"), (2, "supervised"), (3, "supervised"), (30, "supervised")):
         y[:n] = 1
         assert resolve_selection("auto", y, novelty=False, space="default", registry=registry) == expected
     y[:] = 0
@@ -269,7 +272,7 @@ def test_a_search_out_of_time_keeps_the_label_aware_default(blob_data):
     defaults (nothing was shown to beat them) instead of failing, and says so."""
     X, y = blob_data
     with pytest.warns(SearchNotice, match="did not finish within the time budget"):
-        model = AutoOD(budget=None, time_budget_s=0.5, tracking=False, random_state=0).fit(X, y)
+        model = AutoOD(budget=None, time_budget_s=0.5, selection="search", tracking=False, random_state=0).fit(X, y)
     assert model.best_config_["detector"] == "catboost" and np.isnan(model.best_score_)
     assert "did not finish" in model.leaderboard_.filter(pl.col("trial_id") == "default").get_column("reason")[0]
     assert roc_auc_score(y, model.anomaly_score(X)) > 0.9

@@ -281,7 +281,7 @@ def test_selection_modes_and_their_errors(blob_data):
 def test_auto_selection_searches_with_labels_or_another_space(blob_data):
     X, y = blob_data
     assert AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X).selection_ == "search"
-    labelled = AutoOD(budget=2, tracking=False, random_state=0).fit(X, y)
+    labelled = AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X, y)
     assert labelled.selection_ == "search" and labelled.evaluation_mode_ == "labelled"
     searched = AutoOD(budget=2, selection="search", tracking=False, random_state=0).fit(X)
     assert searched.selection_ == "search" and searched.evaluation_mode_ == "label_free"
