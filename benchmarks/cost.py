@@ -11,7 +11,7 @@ predicted cost of every label-free default member on the 21 classical ADBench se
 member there is downsized).
 
 Default: ``AutoOD(random_state=0, tracking=False).fit(X)`` (the label-free default), and with
-``--labels`` on 5 % labelled anomalies, on synthetic tables of the shapes given by ``--shapes``,
+``--labels`` on 5 % labelled anomalies (``--selection search``: the labelled search, not the default), on synthetic tables of the shapes given by ``--shapes``,
 each in a fresh process (wall time of the fit, of the fit plus scoring every row, and the
 driver's peak resident memory), beside a plain scikit-learn IsolationForest fitted and scored on
 the same table in the same process, as ratios. ``--time-budget T ...`` runs with
@@ -121,7 +121,7 @@ import json, resource, sys, time, warnings
 sys.path.insert(0, {bench!r})
 from cost import synthetic
 import numpy as np
-rows, columns, labelled, budget = {rows}, {columns}, {labelled}, {budget}
+rows, columns, labelled, budget, selection = {rows}, {columns}, {labelled}, {budget}, {selection!r}
 X, y = synthetic(rows, columns, labelled_share=0.05 if labelled else 0.0)
 from sklearn.ensemble import IsolationForest
 started = time.perf_counter()
@@ -130,7 +130,8 @@ iforest = time.perf_counter() - started
 from automl_od import AutoOD
 warnings.simplefilter("ignore")
 started = time.perf_counter()
-model = AutoOD(random_state=0, tracking=False, time_budget_s="auto" if budget is None else budget, verbose=False).fit(X, y)
+model = AutoOD(random_state=0, tracking=False, time_budget_s="auto" if budget is None else budget, verbose=False,
+               selection=selection).fit(X, y)
 fit = time.perf_counter() - started
 model.score_samples(X)
 seconds = time.perf_counter() - started
@@ -141,13 +142,14 @@ print(json.dumps({{"seconds": seconds, "fit": fit, "iforest": iforest, "peak_mb"
 """
 
 
-def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, timeout_s: float) -> None:
+def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, timeout_s: float, selection: str = "auto") -> None:
     """One fresh process per shape: the fit's seconds against its time budget (the promise: within
     T + max(5 s, 10 % of T)), fit plus scoring every row against IsolationForest's."""
     print(f"{'rows x columns':>16} {'labels':>7} {'budget':>7} {'fit s':>7} {'promise':>8} {'+score s':>9} {'IForest s':>9} "
           f"{'ratio':>7} {'peak MB':>8}  selection / trials / notes")
     for rows, columns in shapes:
-        script = CHILD.format(bench=str(REPO / "benchmarks"), rows=rows, columns=columns, labelled=labelled, budget=budget)
+        script = CHILD.format(bench=str(REPO / "benchmarks"), rows=rows, columns=columns, labelled=labelled, budget=budget,
+                              selection=selection)
         started = time.perf_counter()
         try:
             done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_s)
@@ -159,7 +161,7 @@ def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, ti
             print(f"{rows:>9,} x {columns:<5} failed after {time.perf_counter() - started:.0f} s: {done.stderr.strip()[-300:]}")
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        notes = "; ".join(result["notes"])[:200]
+        notes = "; ".join(result["notes"])[:400]
         limit = result["time_budget"]
         promise = "-" if limit is None else ("kept" if result["fit"] <= limit + max(5.0, 0.1 * limit) else "BROKEN")
         trials = ", ".join(f"{n} {s}" for s, n in result["trials"].items())
@@ -176,6 +178,7 @@ def main() -> None:
     parser.add_argument("--cap", type=float, default=20.0, help="calibration: skip larger shapes once one took this long")
     parser.add_argument("--shapes", nargs="+", default=["1000x10", "10000x200", "10000x2000", "1000000x20"])
     parser.add_argument("--labels", action="store_true", help="5 %% labelled anomalies")
+    parser.add_argument("--selection", default="auto", help="AutoOD's selection (e.g. search: the labelled search)")
     parser.add_argument("--time-budget", type=float, nargs="+", default=[None],
                         help="time_budget_s of the fits, one run per value (default: auto)")
     parser.add_argument("--timeout", type=float, default=900.0, help="stop a fit after this many seconds")
@@ -185,7 +188,7 @@ def main() -> None:
         return
     shapes = [tuple(int(v) for v in shape.lower().split("x")) for shape in args.shapes]
     for budget in args.time_budget:
-        fits(shapes, args.labels, budget, args.timeout)  # type: ignore[arg-type]
+        fits(shapes, args.labels, budget, args.timeout, args.selection)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":
