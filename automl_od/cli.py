@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--contamination", type=_contamination, default="auto", help="expected share of anomalies for is_outlier ('auto' = 0.1, or 0.01 with --novelty)")
     search.add_argument("--novelty", action="store_true", help="the data is clean (no anomalies expected); changes the label-free reward and threshold")
     search.add_argument("--early-stopping", action="store_true", help="stop poor iterative (deep) trials early with ASHA")
+    search.add_argument("--multi-fidelity", action="store_true", help="successive halving: trials of detectors with a "
+                        "fidelity (boosting iterations, epochs) run at 1/9 and 1/3 of it first; a third goes on at each rung")
     search.add_argument("--trial-timeout", type=_positive_float, metavar="S", help="a trial running longer than this is recorded as failed")
     search.add_argument("--max-rows", type=_positive_int, default=20_000, help="rows sampled for the search and refit (default 20000; all labelled anomalies kept)")
     search.add_argument("--selection", default="auto", metavar="{" + ",".join(SELECTIONS) + ",...}",
@@ -320,7 +322,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     model = AutoOD(budget=budget, time_budget_s=args.time_budget, controller=args.controller, space=args.space,
                    contamination=args.contamination, novelty=args.novelty, random_state=args.seed, n_workers=args.workers,
                    resources_per_trial={"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial}, address=args.address,
-                   early_stopping=args.early_stopping, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
+                   early_stopping=args.early_stopping, multi_fidelity=args.multi_fidelity, trial_timeout_s=args.trial_timeout, max_rows=args.max_rows,
                    defaults_first=not args.no_defaults_first, tracking=tracking, register_as=args.register_as,
                    out_dir=str(out), verbose=not args.quiet, selection=args.selection, meta_library=args.meta_library)
     strategy = model.check(y, rows=features.height)  # the estimator's own checks, before anything starts

@@ -98,6 +98,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         "resources_per_trial": [dict, None],
         "address": [str, None],
         "early_stopping": ["boolean"],
+        "multi_fidelity": ["boolean"],
         "trial_timeout_s": [Interval(Real, 0, None, closed="neither"), None],
         "max_rows": [Interval(Integral, MIN_ROWS, None, closed="left"), None],
         "defaults_first": ["boolean"],
@@ -118,7 +119,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                  defaults_first: bool = True, out_dir: str | None = None, verbose: bool = False,
                  tracking: bool | str | Any = True, register_as: str | None = None, selection: str = "auto",
                  meta_exclude: tuple[str, ...] | list[str] | None = None,
-                 meta_library: str | os.PathLike[str] | None = None) -> None:
+                 meta_library: str | os.PathLike[str] | None = None, multi_fidelity: bool = False) -> None:
         self.budget, self.time_budget_s, self.controller, self.space = budget, time_budget_s, controller, space
         self.contamination, self.novelty, self.random_state = contamination, novelty, random_state
         self.n_workers, self.resources_per_trial, self.address = n_workers, resources_per_trial, address
@@ -126,6 +127,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
         self.defaults_first, self.out_dir, self.verbose = defaults_first, out_dir, verbose
         self.tracking, self.register_as = tracking, register_as
         self.selection, self.meta_exclude, self.meta_library = selection, meta_exclude, meta_library
+        self.multi_fidelity = multi_fidelity
 
     def fit(self, X: Any, y: Any = None, *, resume: bool = False) -> AutoOD:
         """Choose the winner for X (and y: 1 = known anomaly) and fit it: validate, prepare the rows,
@@ -181,6 +183,9 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
                                      f"the number {int(value)}). Got {value!r} instead.")
         if self.budget is None and self.time_budget_s is None:
             raise UserInputError("give a trial budget, a time budget or both (budget=None and time_budget_s=None)")
+        if self.early_stopping and self.multi_fidelity:
+            raise UserInputError("early_stopping (per-epoch stopping of deep trials) and multi_fidelity (successive halving "
+                                 "over fidelity rungs) each pick the search's scheduler: choose one")
         for key, amount in (self.resources_per_trial or {}).items():
             if key not in ("cpu", "gpu") or isinstance(amount, bool) or not isinstance(amount, Real) or amount < 0:
                 raise UserInputError(f"resources_per_trial takes 'cpu' and 'gpu' with numbers >= 0, got {key!r}: {amount!r}")

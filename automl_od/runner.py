@@ -27,11 +27,16 @@ from automl_od.components import DEVICE_ENV
 from automl_od.errors import UserInputError
 from automl_od.records import NOT_STARTED, TRIALS_FILE, TrialRecord, append_trial, read_trials
 from automl_od.spaces import SearchSpace
-from automl_od.trial import KILL_GRACE_S, SearchData, run_trial, run_trial_isolated
+from automl_od.trial import FIDELITY_KEY, KILL_GRACE_S, SearchData, run_trial, run_trial_isolated
 
 #: The reason recorded for a trial whose Ray worker died (not a failure of the configuration itself).
 LOST_WORKER = "its worker died"
 TUNE_DIR = "tune"
+#: Multi-fidelity: the shares of a detector's fidelity (boosting iterations, epochs) its trial is
+#: evaluated at, and how many trials go on per trial kept at each rung (successive halving,
+#: Jamieson & Talwalkar 2016; asynchronous as ASHA, Li et al. 2020). A trial stopped after the
+#: first rung costs 1/9 of a full one, a finished one 1/9 + 1/3 + 1.
+RUNGS, REDUCTION = (1 / 9, 1 / 3, 1.0), 3
 #: Tune stops this long after the search's deadline (see ``run_search``).
 TUNE_GRACE_S = 1.0
 #: The running search's deadline (``time.time()``), read by its Tune stopper; a module global rather
@@ -51,6 +56,7 @@ class SearchSettings:
     address: str | None = None
     early_stopping: bool = False
     grace_period: int = 10
+    multi_fidelity: bool = False  # successive halving over rungs of each detector's fidelity (RUNGS)
     verbose: bool = True
     warm_start: bool = True  # evaluate the first-choice components' defaults first
     clock: Clock | None = None  # the whole fit's time budget, for progress lines (default: the search's)
@@ -76,6 +82,8 @@ def _trainable(config: dict[str, Any], data: SearchData) -> None:
     # forks (see run_trial_isolated), so it never computes itself
     result = run_trial_isolated(config["pipeline"], data, report=tune.report)
     result.pop("traceback", None)
+    if data.rungs:  # the scheduler reads every result's fidelity (a stopped or failed trial's too)
+        result.setdefault(FIDELITY_KEY, 100)
     tune.report(result)
 
 
@@ -171,7 +179,9 @@ class _RecordTrials:
             record.status, record.reason, record.reward = "failed", error, None
         elif record.status == "running":
             record.status = "stopped early"
-            record.reason = f"stopped by the scheduler at epoch {(result or {}).get('epoch')}"
+            last = result or {}
+            record.reason = (f"stopped by successive halving after its rung at {last[FIDELITY_KEY]} % of its fidelity"
+                             if FIDELITY_KEY in last else f"stopped by the scheduler at epoch {last.get('epoch')}")
         self.write(record)
 
     def write(self, record: TrialRecord) -> None:
@@ -298,6 +308,8 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
                              settings.clock or Clock(settings.time_budget_s))
     if settings.time_budget_s is not None:  # every trial stops itself by the search's end (run_trial_isolated)
         data = dataclasses.replace(data, deadline=time.time() + settings.time_budget_s)
+    if settings.multi_fidelity:
+        data = dataclasses.replace(data, rungs=RUNGS)
     # trials running at the deadline stop themselves and report a timeout within KILL_GRACE_S; Tune
     # stops the experiment (and starts nothing new) TUNE_GRACE_S after that
     _DEADLINE["at"] = None if data.deadline is None else data.deadline + KILL_GRACE_S + TUNE_GRACE_S
@@ -321,8 +333,14 @@ def run_search(data: SearchData, space: SearchSpace, settings: SearchSettings, o
         label_detectors = frozenset(n for n in space.names("detector") if registry.get("detector", n).capabilities.takes_labels)
         searcher = OptunaSearch(space=DefineByRun(space, resample, label_detectors), metric="reward", mode="max", sampler=sampler,
                                 seed=settings.seed, points_to_evaluate=warm_start or None)
-        scheduler = (ASHAScheduler(time_attr="training_iteration", grace_period=settings.grace_period, max_t=100_000)
-                     if settings.early_stopping else FIFOScheduler())
+        scheduler: Any
+        if settings.multi_fidelity:  # rungs at RUNGS of the fidelity; a third goes on at each (ASHA's rungs)
+            scheduler = ASHAScheduler(time_attr=FIDELITY_KEY, grace_period=round(100 * RUNGS[0]), max_t=100,
+                                      reduction_factor=REDUCTION)
+        elif settings.early_stopping:
+            scheduler = ASHAScheduler(time_attr="training_iteration", grace_period=settings.grace_period, max_t=100_000)
+        else:
+            scheduler = FIFOScheduler()
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 SELECTIONS = ("auto", "meta", "supervised", "search")
 #: Parameters that only a search (trials) uses; a choice without trials neither logs nor reports them.
 SEARCH_ONLY_PARAMETERS = frozenset({"budget", "time_budget_s", "controller", "n_workers", "resources_per_trial", "address",
-                                    "early_stopping", "trial_timeout_s", "defaults_first"})
+                                    "early_stopping", "trial_timeout_s", "defaults_first", "multi_fidelity"})
 #: A candidate displaces the label-aware default only if its reward is higher by more than this many
 #: standard errors of the per-fold differences (about a one-sided 95 % test over 3-6 folds).
 DEFAULT_MARGIN_SE = 2.0
@@ -369,7 +369,8 @@ class SearchStrategy(Strategy):
         search = SearchSettings(budget=settings.budget, time_budget_s=search_s, controller=settings.controller,
                                 seed=task.random_state, n_workers=settings.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
                                 gpus_per_trial=resources.get("gpu", 0.0), address=settings.address,
-                                early_stopping=settings.early_stopping, verbose=settings.verbose,
+                                early_stopping=settings.early_stopping, multi_fidelity=settings.multi_fidelity,
+                                verbose=settings.verbose,
                                 warm_start=bool(settings.defaults_first), clock=clock)
         out_dir = Path(settings.out_dir) if settings.out_dir else Path(tempfile.mkdtemp(prefix="automl_od_"))
         plugins = {name: f"{c.plugin} {c.plugin_version}".strip() for kind in ("detector", "ranker", "resampler")

@@ -66,6 +66,9 @@ class SearchData:
     deadline: float | None = None
     #: The process that made it (the driver), which computes and so must not fork (run_trial_isolated).
     made_in: tuple[str, int] = field(default_factory=lambda: (socket.gethostname(), os.getpid()))
+    #: Multi-fidelity: a detector with a fidelity parameter (``Capabilities.fidelity``) is first
+    #: evaluated at these shares of it, each reported for successive halving (``automl_od.runner``).
+    rungs: tuple[float, ...] = ()
 
     def time_limit(self) -> float | None:
         """Seconds a trial starting now may run: ``trial_timeout_s``, cut at the search's deadline (None: no limit)."""
@@ -116,6 +119,12 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             raise TrialTimeout(_timeout_reason(limit, len(per_fold), len(plan.folds)))
 
     try:
+        for share, low in _rungs(config, data) if report is not None else []:  # successive halving's rungs
+            assert report is not None
+            scores = _validation_scores(low, data, check_deadline)
+            reward = combine(plan, [fold_metrics(plan, fold, s) for fold, s in enumerate(scores)])["reward"]
+            report({"reward": reward, "status": "running", FIDELITY_KEY: round(100 * share),
+                    "duration_s": time.perf_counter() - started})
         for fold, (train, val) in enumerate(plan.folds):
             check_deadline()
             train_frame, val_frame = data.frame[train], data.frame[val]
@@ -123,9 +132,9 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
             pipeline = pipeline_from_config(config, data)
 
             def on_epoch(epoch: int, fitted: OutlierPipeline, fold: int = fold, val_frame: pl.DataFrame = val_frame) -> None:
-                """Per-epoch validation reward on the first fold, for schedulers such as ASHA."""
+                """Per-epoch validation reward on the first fold, for schedulers such as ASHA (not with rungs)."""
                 check_deadline()
-                if fold == 0 and report is not None:
+                if fold == 0 and report is not None and not data.rungs:
                     scores = fitted.raw_score(val_frame)
                     reward = combine(plan, [fold_metrics(plan, 0, scores, _synthetic_scores(fitted, plan))])["reward"]
                     report({"reward": reward, "status": "running", "epoch": epoch})
@@ -156,7 +165,44 @@ def run_trial(config: dict[str, Any], data: SearchData, report: Reporter | None 
         result["resampling"] = "; ".join(dict.fromkeys(resampling))
     result["duration_s"] = time.perf_counter() - started
     result["folds_done"] = len(per_fold)
+    if data.rungs:
+        result[FIDELITY_KEY] = 100
     return result
+
+
+#: The result key of multi-fidelity trials: the share of its fidelity a reward was measured at, in %.
+FIDELITY_KEY = "fidelity_pct"
+
+
+def _rungs(config: dict[str, Any], data: SearchData) -> list[tuple[float, dict[str, Any]]]:
+    """(share, configuration at that share of its fidelity) for each rung below the full fidelity;
+    none for a detector without a fidelity parameter (``Capabilities.fidelity``)."""
+    if not data.rungs:
+        return []
+    from automl_od.registry import default_registry
+
+    component = default_registry().get("detector", config["detector"])
+    name = component.capabilities.fidelity
+    full = config["detector_params"].get(name, component.default_parameters().get(name)) if name else None
+    if not isinstance(full, int) or isinstance(full, bool) or full < 2:
+        return []
+    return [(share, {**config, "detector_params": {**config["detector_params"], name: max(1, int(full * share))}})
+            for share in data.rungs if share < 1]
+
+
+def _validation_scores(config: dict[str, Any], data: SearchData, between: Callable[[], None] | None = None,
+                       method: str = "raw_score") -> list[np.ndarray]:
+    """``config`` fitted on each fold's training rows, its scores (``method``) of that fold's validation
+    rows; ``between`` runs before each fold (a deadline check)."""
+    scores = []
+    for fold, (train, val) in enumerate(data.plan.folds):
+        if between is not None:
+            between()
+        pipeline = pipeline_from_config(config, data)
+        train_frame, y_train = data.frame[train], None if data.y is None else data.y[train]
+        pipeline.fit(train_frame, y_train, ranking=_ranking(pipeline, data, fold, train_frame, y_train), schema=data.schema)
+        scores.append(getattr(pipeline, method)(data.frame[val]))
+    return scores
 
 
 def _timeout_reason(limit: float | None, folds_done: int, folds: int) -> str:
@@ -267,14 +313,8 @@ def out_of_fold_scores(config: dict[str, Any], data: SearchData) -> tuple[np.nda
     """A configuration fitted on each validation fold's training rows and scored (``anomaly_score``)
     on its validation rows: the labels and scores of every fold, pooled, as the search saw them."""
     assert data.y is not None, "out-of-fold scores need labels"
-    labels, scores = [], []
-    for fold, (train, val) in enumerate(data.plan.folds):
-        pipeline = pipeline_from_config(config, data)
-        train_frame, y_train = data.frame[train], data.y[train]
-        pipeline.fit(train_frame, y_train, ranking=_ranking(pipeline, data, fold, train_frame, y_train), schema=data.schema)
-        labels.append(data.y[val])
-        scores.append(pipeline.anomaly_score(data.frame[val]))
-    return np.concatenate(labels), np.concatenate(scores)
+    labels = np.concatenate([data.y[val] for _, val in data.plan.folds])
+    return labels, np.concatenate(_validation_scores(config, data, method="anomaly_score"))
 
 
 def _synthetic_scores(pipeline: OutlierPipeline, plan: EvaluationPlan) -> np.ndarray | None:

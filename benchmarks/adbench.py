@@ -153,6 +153,7 @@ class Config:
     verbose: bool
     controller: str = "tpe"
     selection: str = "auto"
+    multi_fidelity: bool = False
 
 
 def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config, dataset: str) -> tuple[np.ndarray, str]:
@@ -168,7 +169,7 @@ def run_automl(split: Split, labels: np.ndarray | None, seed: int, cfg: Config, 
     exclude = [family(dataset)] if family(dataset) in set(library.families) else []
     model = AutoOD(budget=cfg.budget, time_budget_s=cfg.time_budget_s, random_state=seed, space=cfg.space,
                    controller=cfg.controller, n_workers=cfg.n_workers, verbose=cfg.verbose, tracking=False,  # timed: no MLflow logging
-                   selection=cfg.selection, meta_exclude=exclude)
+                   selection=cfg.selection, meta_exclude=exclude, multi_fidelity=cfg.multi_fidelity)
     model.fit(split.X_train, labels)
     scores = -model.score_samples(split.X_test)
     if model.selection_ == "meta":
@@ -658,6 +659,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--selection", choices=["auto", "meta", "search"], default="auto",
                         help="AutoOD's selection (default %(default)s: the meta recommender without labels, with this "
                         "data set left out of its library; search with labels)")
+    parser.add_argument("--multi-fidelity", action="store_true", help="AutoOD's successive halving over fidelity rungs")
     parser.add_argument("--n-workers", type=_positive_int, help="AutoOD concurrent trials (default: all CPUs)")
     parser.add_argument("--methods", nargs="+", choices=METHODS,
                         help="default: all of %(choices)s (the pyod_* ones only when PyOD is installed, catboost only when "
@@ -729,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.methods = [m for m in METHODS if (m not in ZOO_BASELINES or ZOO_BASELINES[m] in detectors)
                         and (not m.startswith("catboost") or importable("catboost"))]
     cfg = Config(budget=args.budget, time_budget_s=args.time_budget, space=args.space, n_workers=args.n_workers,
-                 verbose=args.verbose, controller=args.controller, selection=args.selection)
+                 verbose=args.verbose, controller=args.controller, selection=args.selection, multi_fidelity=args.multi_fidelity)
     print(f"data sets: {', '.join(datasets)}; variants {args.variant}; settings {args.setting}"
           + (f" (gamma {args.gamma})" if "labelled" in args.setting else "")
           + f"; seeds {args.seeds}; methods {args.methods}; AutoOD budget {cfg.budget} trials"
