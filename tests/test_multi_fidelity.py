@@ -12,8 +12,10 @@ from automl_od import AutoOD
 from automl_od.data import as_frame
 from automl_od.errors import UserInputError
 from automl_od.evaluation import make_plan
+from automl_od.registry import default_registry
 from automl_od.runner import RUNGS
-from automl_od.trial import FIDELITY_KEY, SearchData, run_trial
+from automl_od.selection import supervised_prior
+from automl_od.trial import FIDELITY_KEY, SearchData, _rungs, run_trial
 
 from conftest import blobs
 
@@ -33,6 +35,11 @@ def test_a_trial_reports_a_reward_at_each_rung_of_its_fidelity_then_its_result()
     assert [r[FIDELITY_KEY] for r in reports] == [11, 33]  # 10 and 30 of its 90 iterations
     assert all(r["status"] == "running" and 0 <= r["reward"] <= 1 for r in reports)
     assert result["status"] == "ok" and result[FIDELITY_KEY] == 100
+    # the protected default (the first choice with its defaults) runs in full, without rungs
+    first = supervised_prior(default_registry())
+    assert _rungs({**BOOSTED, "detector": first, "detector_params": {}}, _data(RUNGS)) == []
+    assert len(_rungs({**BOOSTED, "detector": first, "detector_params": {"max_iter" if first == "hist_gradient_boosting" else "iterations": 90}},
+                      _data(RUNGS))) == 2
     # a detector without a fidelity parameter has no rungs: one result
     reports.clear()
     assert run_trial(FOREST, _data(RUNGS), reports.append)["status"] == "ok" and reports == []
