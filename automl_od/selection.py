@@ -149,8 +149,8 @@ def strategy_for(selection: str, labels: np.ndarray | None, *, novelty: bool, sp
 
     Why labelled data gets no search by default: in the labelled study (README, "Does a labelled
     search pay?") no validated choice among the candidates, single or ensembled, beat the
-    label-aware default on test at 1-25 % labelled, and the best candidate in hindsight was only
-    0.1-0.5 points above it; the search cost 5-10 times as long. ``selection='search'`` still searches."""
+    label-aware default on test at 1-25 % labelled, and from 5 % on the best candidate in hindsight
+    was only 0.2-0.7 points above it; the search cost 5-10 times as long. ``selection='search'`` still searches."""
     from automl_od.registry import default_registry
 
     registry = registry or default_registry()
@@ -305,7 +305,7 @@ class SupervisedStrategy(Strategy):
                           "untuned (selection='search' searches with a leave-one-anomaly-out reward instead)")
         else:
             notice(notes, f"{counted}: {detector} with its defaults learns from them without a search (in the labelled "
-                          "benchmark no validated search or ensemble beat it); selection='search' runs the validated search")
+                          "study no validated search or ensemble beat it); selection='search' runs the validated search")
         budget = time_budget(task)
         config = PipelineConfig(detector)
         pipeline, note = refit(config, task, Clock(budget, task.started), tracking=tracker is not None)
