@@ -57,6 +57,12 @@ class Clock:
     def left(self) -> float | None:
         return None if self.seconds is None else self.seconds - (time.perf_counter() - self.started)
 
+    def affords(self, seconds: float, *, tracking: bool) -> bool:
+        """Whether work predicted to take ``seconds`` fits in the time left (SAFETY of it, less
+        TRACKING_S when the fit is tracked); always, without a budget."""
+        left = self.left()
+        return left is None or seconds <= SAFETY * (left - (TRACKING_S if tracking else 0.0))
+
     def reserve(self, predicted_refit_s: float, *, tracking: bool) -> float:
         """Seconds to hold back from the search for the refit (and tracking)."""
         if self.seconds is None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from automl_od.budget import MIN_SEARCH_S, SAFETY, TRACKING_S, Clock, predicted_seconds, size_refit
+from automl_od.budget import MIN_SEARCH_S, TRACKING_S, Clock, predicted_seconds, size_refit
 from automl_od.errors import UserInputError, notify
 from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
 
@@ -408,15 +408,14 @@ class SearchStrategy(Strategy):
         train_rows = len(plan.folds[0][0]) if plan.folds else task.frame.height
         ensemble = _ensemble(trials, plan, best, task, clock, tracking=tracker is not None, train_rows=train_rows, notes=notes)
         if ensemble is not None:
-            return _ensemble_selection(ensemble, task, clock, plan, trials, notes, self.budget, settings, tracker,
-                                       train_rows=train_rows)
+            return _ensemble_selection(ensemble, task, clock, plan, trials, notes, self.budget,
+                                       tracking=tracker is not None, train_rows=train_rows)
         pipeline, note = refit(best.config, task, clock, tracking=tracker is not None, trial=best, train_rows=train_rows)
         validation = None
         if tracker and plan.mode == "labelled" and best.reward is not None:  # honest ROC/PR plots
             from automl_od.trial import out_of_fold_scores
 
-            left = clock.left()
-            if left is None or float(best.duration_s or 0.0) <= SAFETY * (left - TRACKING_S):
+            if clock.affords(float(best.duration_s or 0.0), tracking=True):
                 validation = out_of_fold_scores(best.config.to_dict(), data)
             else:
                 notice(notes, f"no ROC and precision-recall plots: refitting the winner on the validation folds "
@@ -446,8 +445,7 @@ def _ensemble(trials: list[TrialRecord], plan: Any, best: TrialRecord, task: Tas
         return None
     predicted = sum(predicted_seconds(task.registry.get("detector", t.config.detector), task.frame.height, task.width, t,
                                       train_rows) for t in ensemble.members if t.config is not None)
-    left = clock.left()
-    if left is not None and predicted > SAFETY * (left - (TRACKING_S if tracking else 0.0)):
+    if not clock.affords(predicted, tracking=tracking):
         notice(notes, f"an ensemble of {len(ensemble.members)} trials validated better ({ensemble.reward:.4f} vs "
                       f"{best.reward:.4f}), but refitting its members (about {predicted:.0f} s) would overrun the time "
                       "budget: the single winner is kept")
@@ -456,15 +454,14 @@ def _ensemble(trials: list[TrialRecord], plan: Any, best: TrialRecord, task: Tas
 
 
 def _ensemble_selection(ensemble: TrialEnsemble, task: Task, clock: Clock, plan: Any, trials: list[TrialRecord],
-                        notes: list[str], budget: float | None, settings: Any, tracker: Any, *,
-                        train_rows: int) -> Selection:
+                        notes: list[str], budget: float | None, *, tracking: bool, train_rows: int) -> Selection:
     """The chosen ensemble: each member refitted on every row, rank-averaged with its selection weight."""
     from automl_od.pipeline import EnsemblePipeline
 
     fitted = []
     for member in ensemble.members:
         assert member.config is not None  # validated trials were sampled
-        pipeline, note = refit(member.config, task, clock, tracking=tracker is not None, trial=member, train_rows=train_rows)
+        pipeline, note = refit(member.config, task, clock, tracking=tracking, trial=member, train_rows=train_rows)
         if note:
             notice(notes, f"{member.detector} ({member.trial_id}): {note}")
         fitted.append(pipeline)
@@ -482,7 +479,7 @@ def _ensemble_selection(ensemble: TrialEnsemble, task: Task, clock: Clock, plan:
     return Selection("search", pipeline, config, ensemble.reward, [*trials, record], evaluation, plan.mode, notes,
                      time_budget=budget, validation=(labels, ensemble.scores), logged=True,
                      description=(f"{ensemble.label} with validation reward {ensemble.reward:.4f} ({plan.description}); "
-                                  f"budget {settings.budget}, controller {settings.controller}"))
+                                  f"budget {task.settings.budget}, controller {task.settings.controller}"))
 
 
 def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None) -> str:

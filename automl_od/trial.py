@@ -177,17 +177,19 @@ FIDELITY_KEY = "fidelity_pct"
 def _rungs(config: dict[str, Any], data: SearchData) -> list[tuple[float, dict[str, Any]]]:
     """(share, configuration at that share of its fidelity) for each rung below the full fidelity;
     none for a detector without a fidelity parameter (``Capabilities.fidelity``), and none for a
-    first choice with its defaults: the protected default (``selection.best_trial``) runs in full."""
+    warm-start point (a first-choice detector with its defaults, ``SearchSpace.warm_start_points``):
+    among them the protected default (``selection.best_trial``), which runs in full."""
     if not data.rungs:
         return []
     from automl_od.records import PipelineConfig
     from automl_od.registry import default_registry
 
     component = default_registry().get("detector", config["detector"])
-    if component.first_choice and PipelineConfig.from_dict(config).is_defaults_of(config["detector"], component.default_parameters()):
+    defaults = component.default_parameters()
+    if component.first_choice and PipelineConfig.from_dict(config).is_defaults_of(config["detector"], defaults):
         return []
     name = component.capabilities.fidelity
-    full = config["detector_params"].get(name, component.default_parameters().get(name)) if name else None
+    full = config["detector_params"].get(name, defaults.get(name)) if name else None
     if not isinstance(full, int) or isinstance(full, bool) or full < 2:
         return []
     return [(share, {**config, "detector_params": {**config["detector_params"], name: max(1, int(full * share))}})
