@@ -340,9 +340,10 @@ class SearchStrategy(Strategy):
         from automl_od.spaces import resolve_space
 
         space = resolve_space(task.settings.space, task.registry)
-        gpu = bool((task.settings.resources_per_trial or {}).get("gpu")) or _local_gpu()
-        self.space, skipped = fit_space(space, task.registry, task.frame.height, task.labels,
-                                        leave_out_deep=task.settings.space == "default" and not gpu)
+        # asked only for the default space: importing torch to look for a GPU takes about 2 s
+        leave_out_deep = task.settings.space == "default" and not (
+            (task.settings.resources_per_trial or {}).get("gpu") or _local_gpu())
+        self.space, skipped = fit_space(space, task.registry, task.frame.height, task.labels, leave_out_deep=leave_out_deep)
         self.budget = time_budget(task)
         return skipped
 

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -480,8 +480,7 @@ print(" ".join(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
-def _distributions(modules: set[str]) -> set[str]:
-    by_module = metadata.packages_distributions()
+def _distributions(modules: set[str], by_module: Mapping[str, list[str]]) -> set[str]:
     names = {d for m in modules - set(sys.stdlib_module_names) for d in by_module.get(m, [])}
     return {d for d in names if _canonical(d) != "automl-od"}
 
@@ -505,12 +504,16 @@ def _unconditional_requirements(name: str) -> set[str]:
     return found
 
 
-def _dependencies(names: set[str]) -> set[str]:
-    """Every distribution the given ones need, transitively (unconditional requirements only)."""
+def _dependencies(name: str, requires: dict[str, set[str]]) -> set[str]:
+    """Every distribution ``name`` needs, transitively (unconditional requirements only);
+    ``requires`` memoises each distribution's own requirements (reading them dominates)."""
     seen: set[str] = set()
-    todo = [_canonical(n) for n in names]
+    todo = [_canonical(name)]
     while todo:
-        for requirement in _unconditional_requirements(todo.pop()):
+        current = todo.pop()
+        if current not in requires:
+            requires[current] = _unconditional_requirements(current)
+        for requirement in requires[current]:
             if requirement not in seen:
                 seen.add(requirement)
                 todo.append(requirement)
@@ -530,9 +533,12 @@ def model_requirements(pipeline_file: Path, example: Any, tmp: Path, code_root: 
     if completed.returncode != 0:
         raise RuntimeError(f"the pipeline does not load in a fresh interpreter: {completed.stderr.strip()[-300:]}")
     direct_line, _, imported_line = completed.stdout.strip().partition("\n")
-    direct = _distributions(set(direct_line.split())) | {"mlflow", "pandas"}
-    imported = _distributions(set(imported_line.split())) | direct
-    keep = {d for d in imported if d in direct or _canonical(d) not in _dependencies(imported - {d})}
+    # read once per model: both scans of the installed distributions cost seconds
+    by_module, requires = metadata.packages_distributions(), {}
+    direct = _distributions(set(direct_line.split()), by_module) | {"mlflow", "pandas"}
+    imported = _distributions(set(imported_line.split()), by_module) | direct
+    needs = {d: _dependencies(d, requires) for d in imported}
+    keep = {d for d in imported if d in direct or not any(_canonical(d) in needs[o] for o in imported if o != d)}
     pins = []
     for name in sorted(keep, key=str.lower):
         try:
