@@ -54,7 +54,7 @@ def test_labels_pandas_and_a_failing_trial(blob_data):
 def test_time_budget_stops_the_search():
     X, _ = blobs(n=400)
     started = time.perf_counter()
-    model = AutoOD(budget=None, time_budget_s=12, space="fast", tracking=False, random_state=0).fit(X)
+    model = AutoOD(budget=None, time_budget_s=6, space="fast", tracking=False, random_state=0).fit(X)
     assert time.perf_counter() - started < 60
     assert model.leaderboard_.height >= 1
 
