@@ -534,7 +534,8 @@ def model_requirements(pipeline_file: Path, example: Any, tmp: Path, code_root: 
         raise RuntimeError(f"the pipeline does not load in a fresh interpreter: {completed.stderr.strip()[-300:]}")
     direct_line, _, imported_line = completed.stdout.strip().partition("\n")
     # read once per model: both scans of the installed distributions cost seconds
-    by_module, requires = metadata.packages_distributions(), {}
+    by_module = metadata.packages_distributions()
+    requires: dict[str, set[str]] = {}
     direct = _distributions(set(direct_line.split()), by_module) | {"mlflow", "pandas"}
     imported = _distributions(set(imported_line.split()), by_module) | direct
     needs = {d: _dependencies(d, requires) for d in imported}
