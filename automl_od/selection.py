@@ -13,6 +13,7 @@ adopts the :class:`Selection`, tracking logs it and the CLI prints it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -483,13 +484,24 @@ def _ensemble_selection(ensemble: TrialEnsemble, task: Task, clock: Clock, plan:
                                   f"budget {task.settings.budget}, controller {task.settings.controller}"))
 
 
+def _busy_machine() -> str:
+    """A clause for the time-limit message when other work holds this machine's cores: with them
+    busy, Ray's workers start and trials run several times slower than on an idle machine."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return ""
+    return f", or free the cores (load average {load:.1f} on {cores} cores: other work is using them)" if load > cores else ""
+
+
 def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None) -> str:
     """Why a search has no winner, and what to change."""
     if all(t.status == TIMEOUT for t in trials):
         limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
         limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []
         return (f"no trial finished: {'none ran' if not trials else 'every trial was stopped at its time limit'} "
-                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}")
+                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}{_busy_machine()}")
     reasons = "; ".join(sorted({t.reason for t in trials if t.reason})[:3])
     return f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}"
 

@@ -186,3 +186,20 @@ def test_the_default_space_leaves_the_deep_detectors_out_without_a_gpu(blob_data
     assert not {"pae", "autoencoder"} & set(model.leaderboard_.get_column("detector").to_list())
     named = AutoOD(budget=1, space={"detectors": {"autoencoder": {"epochs": 2}}}, tracking=False, random_state=0).fit(X)
     assert named.leaderboard_.get_column("detector").to_list() == ["autoencoder"] and not named.skipped_components_
+
+
+def test_a_search_that_ran_out_of_time_on_a_busy_machine_says_so(monkeypatch):
+    """Searches run while other work holds the cores can finish no trial in the default budget
+    (seen on this project's 2-core machine with two benchmarks running): the error says why."""
+    import os
+
+    from automl_od.budget import Clock
+    from automl_od.selection import _nothing_finished
+
+    cores = os.cpu_count() or 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (cores + 2.0, 1.0, 1.0))
+    busy = _nothing_finished([], Clock(60.0), None)
+    assert busy.startswith("no trial finished: none ran (time_budget_s=60); raise time_budget_s, or free the cores")
+    assert f"load average {cores + 2.0:.1f} on {cores} cores" in busy
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert _nothing_finished([], Clock(60.0), None) == "no trial finished: none ran (time_budget_s=60); raise time_budget_s"
