@@ -406,7 +406,7 @@ class SearchStrategy(Strategy):
                        "it is kept as the winner, since no candidate was shown to beat it (raise the time budget to compare them)")
         best = best_trial(trials, default)
         if best is None or best.config is None:
-            raise UserInputError(_nothing_finished(trials, clock, settings.trial_timeout_s))
+            raise UserInputError(_nothing_finished(trials, clock, settings.trial_timeout_s, local=not settings.address))
         train_rows = len(plan.folds[0][0]) if plan.folds else task.frame.height
         ensemble = _ensemble(trials, plan, best, task, clock, tracking=tracker is not None, train_rows=train_rows, notes=notes)
         if ensemble is not None:
@@ -495,13 +495,15 @@ def _busy_machine() -> str:
     return f", or free the cores (load average {load:.1f} on {cores} cores: other work is using them)" if load > cores else ""
 
 
-def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None) -> str:
-    """Why a search has no winner, and what to change."""
+def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: float | None, *,
+                      local: bool = True) -> str:
+    """Why a search has no winner, and what to change (``local``: Ray runs on this machine, whose
+    load then matters; a cluster's cores are not this machine's)."""
     if all(t.status == TIMEOUT for t in trials):
         limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
         limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []
         return (f"no trial finished: {'none ran' if not trials else 'every trial was stopped at its time limit'} "
-                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}{_busy_machine()}")
+                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}{_busy_machine() if local else ''}")
     reasons = "; ".join(sorted({t.reason for t in trials if t.reason})[:3])
     return f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}"
 
