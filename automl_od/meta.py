@@ -77,6 +77,10 @@ MIN_COLUMNS, MIN_FIT_ROWS, MAX_PROJECTED_COLUMNS = 8, 1_000, 128
 #: The base detectors whose agreement makes the meta-features (members of :data:`MEMBERS`).
 BASE = ("iforest", "knn50", "mcd", "copod", "lof20", "gmm1")
 MAX_MEMBERS = 3
+#: The candidate a guarded recommender (``Recommender.guard``) compares every other with: the plain
+#: IsolationForest, what a user would otherwise run; a shortfall to it of more than TOLERANCE AUROC is
+#: penalised.
+REFERENCE, TOLERANCE = ("iforest",), 0.05
 #: The meta-features the recommender can be restricted to (a :class:`Recommender` setting).
 FEATURE_SETS = {"all": None, "agreement": slice(0, 15), "table": slice(15, None)}
 
@@ -224,7 +228,10 @@ class Recommender:
     the candidates' size; ``features`` names the meta-features used (:data:`FEATURE_SETS`).
     ``model='forest'`` predicts the AUROCs with a learned model (:func:`fit_forest`) instead of the
     neighbours' mean, then shrinks the same way. ``model='prior'`` recommends the robust prior wherever the table lies (the neighbours are still
-    reported): the baseline the k-NN has to beat in the family-out cross-validation."""
+    reported): the baseline the k-NN has to beat in the family-out cross-validation. ``guard`` > 0
+    averages, instead of the AUROC, the AUROC less ``guard`` times its shortfall to :data:`REFERENCE`
+    beyond :data:`TOLERANCE` in the same entry (:func:`guarded`): a candidate that sometimes loses
+    badly to IsolationForest is worth less (the learned predictor still predicts the AUROC)."""
 
     k: int = 7
     model: str = "knn"
@@ -233,20 +240,31 @@ class Recommender:
     max_members: int = MAX_MEMBERS
     features: str = "all"
     weighting: str = "distance"
+    guard: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Recommender:
         return cls(**(data or {}))
 
 
-def target_matrix(auroc: np.ndarray, target: str) -> np.ndarray:
-    """What the recommender averages: the AUROCs, or each candidate's rank within its entry scaled
-    to [0, 1] (1 = best, ties averaged)."""
-    if target == "auroc":
+def guarded(auroc: np.ndarray, reference: np.ndarray | None, guard: float) -> np.ndarray:
+    """AUROCs (entries x candidates, or per entry) less ``guard`` times their shortfall, beyond
+    :data:`TOLERANCE`, to the ``reference`` candidate's AUROC in the same entry (unchanged without one)."""
+    if not guard or reference is None:
         return auroc
+    reference = reference.reshape(-1, *([1] * (auroc.ndim - 1)))
+    return auroc - guard * np.maximum(0.0, reference - TOLERANCE - auroc)  # type: ignore[no-any-return]
+
+
+def target_matrix(auroc: np.ndarray, target: str, reference: np.ndarray | None = None, guard: float = 0.0) -> np.ndarray:
+    """What the recommender averages: the AUROCs (guarded, see :func:`guarded`), or each candidate's
+    rank within its entry by that value, scaled to [0, 1] (1 = best, ties averaged)."""
+    values = guarded(auroc, reference, guard)
+    if target == "auroc":
+        return values
     from scipy.stats import rankdata
 
-    return (rankdata(auroc, axis=1) - 1) / max(1, auroc.shape[1] - 1)
+    return (rankdata(values, axis=1) - 1) / max(1, values.shape[1] - 1)
 
 
 @dataclass
@@ -276,13 +294,14 @@ def family_weighted_mean(values: np.ndarray, families: np.ndarray) -> np.ndarray
 
 def predict(features: np.ndarray, auroc: np.ndarray, families: np.ndarray, query: np.ndarray,
             settings: Recommender, *, targets: np.ndarray | None = None,
-            reference: float | None = None, forest: Any = None) -> list[Prediction]:
+            reference: float | None = None, forest: Any = None, baseline: np.ndarray | None = None) -> list[Prediction]:
     """The recommender on training entries (``features``, ``auroc`` per candidate, ``families``)
     for each row of ``query`` (meta-features): the one home of the arithmetic, used by
     :meth:`MetaLibrary.recommend` and by the family-out evaluation (``automl_od.meta_build``).
+    ``baseline``: each entry's AUROC of :data:`REFERENCE` (what ``settings.guard`` compares with).
     ``targets``, ``reference`` and ``forest`` (:func:`fit_forest`) may be passed when already computed
     (they depend only on the entries and the settings)."""
-    targets = target_matrix(auroc, settings.target) if targets is None else targets
+    targets = target_matrix(auroc, settings.target, baseline, settings.guard) if targets is None else targets
     scale = scaler(features, settings)
     train, asked = scale(features), scale(np.atleast_2d(query))
     k = min(settings.k, len(train))
@@ -367,8 +386,10 @@ class MetaChoice:
     def describe(self) -> str:
         """One line: how near the library was and what that did."""
         if self.settings.get("model") == "prior":
+            guard = (f" (shortfalls of more than {100 * TOLERANCE:g} AUROC points to {'+'.join(REFERENCE)} "
+                     f"weighed {1 + self.settings['guard']:g} times)" if self.settings.get("guard") else "")
             return (f"nearest library entries at distance {self.distance:.2f} (the library's usual distance to "
-                    f"another family {self.reference_distance:.2f}); the prior is chosen wherever the table lies")
+                    f"another family {self.reference_distance:.2f}); the prior{guard} is chosen wherever the table lies")
         shrunk = (f"shrunk {self.shrinkage:.0%} towards the library-wide best {'+'.join(self.prior)}" if self.shrinkage >= 0.005
                   else "not shrunk")
         return (f"neighbours at distance {self.distance:.2f} (library's usual distance to another family "
@@ -399,6 +420,8 @@ class MetaLibrary:
         self.settings = Recommender.from_dict(data.get("recommender"))
         self.source = data.get("source", "")
         self.cv = data.get("recommender_cv", "settings not cross-validated")
+        #: the column of :data:`REFERENCE` (what a guarded recommender compares with), if a candidate
+        self.reference = self.groups.index(REFERENCE) if REFERENCE in self.groups else None
         self._forests: dict[tuple[bytes, tuple[int, ...]], Any] = {}
         self.origin = origin
 
@@ -441,8 +464,9 @@ class MetaLibrary:
             if key not in self._forests:
                 self._forests[key] = fit_forest(self.features[keep], self.auroc[keep][:, candidates], self.families[keep])
             forest = self._forests[key]
+        baseline = self.auroc[keep, self.reference] if self.reference is not None else None
         found = predict(self.features[keep], self.auroc[keep][:, candidates], self.families[keep], features, settings,
-                        forest=forest)[0]
+                        forest=forest, baseline=baseline)[0]
         order = np.argsort(-found.predicted, kind="stable")
         entries = [e for e, k in zip(self.entries, keep, strict=True) if k]
         groups = [self.groups[i] for i in candidates]

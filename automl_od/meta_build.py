@@ -282,14 +282,53 @@ def candidate_aurocs(entry: dict[str, Any], groups: list[tuple[str, ...]]) -> li
 
 # --- choosing the recommender's settings, and the nested evaluation -----------------------------------
 
-#: The settings family-out cross-validation chooses among: k-NN ones, and the robust prior alone.
-GRID = [*(meta.Recommender(k=k, target=target, shrink=shrink, max_members=size, features=features)
-          for k, target, shrink, size, features in itertools.product(
-              (3, 5, 7, 10, 15, 30), ("auroc", "rank"), (0.0, 0.5, 1.0, 2.0), (1, 3), ("all", "agreement"))),
-        *(meta.Recommender(model="prior", target=target, max_members=size)
-          for target, size in itertools.product(("auroc", "rank"), (1, 3))),
-        # the learned predictor: AUROC only, every candidate (one forest per training set of entries: its cost)
-        *(meta.Recommender(model="forest", shrink=shrink) for shrink in (0.0, 1.0))]
+#: The settings family-out cross-validation chose among until 2026-12-02: k-NN ones, the robust
+#: prior alone, and the learned predictor.
+PLAIN_GRID = [*(meta.Recommender(k=k, target=target, shrink=shrink, max_members=size, features=features)
+                for k, target, shrink, size, features in itertools.product(
+                    (3, 5, 7, 10, 15, 30), ("auroc", "rank"), (0.0, 0.5, 1.0, 2.0), (1, 3), ("all", "agreement"))),
+              *(meta.Recommender(model="prior", target=target, max_members=size)
+                for target, size in itertools.product(("auroc", "rank"), (1, 3))),
+              # the learned predictor: AUROC only, every candidate (one forest per training set of entries: its cost)
+              *(meta.Recommender(model="forest", shrink=shrink) for shrink in (0.0, 1.0))]
+#: ... and the robust prior chosen by the guarded AUROC (``meta.Recommender.guard``), added with the
+#: guarded procedure (declared before its nested run, benchmarks/meta_library.py).
+GRID = [*PLAIN_GRID, *(meta.Recommender(model="prior", target=target, max_members=size, guard=1.0)
+                       for target, size in itertools.product(("auroc", "rank"), (1, 3)))]
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """How the recommender's settings are chosen by family-out cross-validation: among ``grid``, by
+    each family's mean AUROC of the chosen candidates, guarded (``meta.guarded``) by ``guard``
+    (families weigh the same); with ``one_se``, the best robust prior unless the best setting beats
+    it by more than one standard error of their paired per-family difference."""
+
+    grid: tuple[meta.Recommender, ...]
+    guard: float = 0.0
+    one_se: bool = False
+
+    def choice(self, scores: np.ndarray) -> int:
+        """The chosen setting (index into ``grid``) given each setting's per-family ``scores`` (rows)."""
+        means = scores.mean(axis=1)
+        best = int(np.argmax(means))  # the first on ties
+        priors = [i for i, settings in enumerate(self.grid) if settings.model == "prior"]
+        if self.one_se and priors and best not in priors and scores.shape[1] > 1:
+            prior = max(priors, key=lambda i: means[i])
+            difference = scores[best] - scores[prior]
+            if difference.mean() <= difference.std(ddof=1) / np.sqrt(len(difference)):
+                return prior
+        return best
+
+
+#: Until 2026-12-02: the best mean AUROC among the plain settings.
+PLAIN = Procedure(tuple(PLAIN_GRID))
+#: Declared before its nested run (2026-12-02): shortfalls of more than 5 points to IsolationForest
+#: count twice, in the criterion and in the guarded priors, and the prior is kept unless beaten by
+#: more than one standard error.
+GUARDED = Procedure(tuple(GRID), guard=1.0, one_se=True)
+#: What ``automl-od library build`` and the shipped library use.
+PROCEDURE = PLAIN
 
 
 class Evaluator:
@@ -300,22 +339,27 @@ class Evaluator:
         self.library = library
         self.families = library.families.astype(str)
         self.names = sorted(set(self.families))
-        self._pools: dict[int, tuple[list[int], dict[str, np.ndarray]]] = {}
+        index = library.reference
+        self.baseline = library.auroc[:, index] if index is not None else None
+        self._pools: dict[tuple[int, str, float], tuple[list[int], np.ndarray]] = {}
         self._references: dict[tuple[bytes, str, int], float] = {}
-        self._scores: dict[tuple[bytes, meta.Recommender], float] = {}
+        self._chosen: dict[tuple[bytes, meta.Recommender], list[np.ndarray]] = {}
         self._forests: dict[tuple[bytes, int], Any] = {}
 
-    def pool(self, size: int) -> tuple[list[int], dict[str, np.ndarray]]:
-        if size not in self._pools:
-            columns = [i for i, g in enumerate(self.library.groups) if len(g) <= size]
-            auroc = self.library.auroc[:, columns]
-            self._pools[size] = (columns, {"auroc": auroc, "rank": meta.target_matrix(auroc, "rank")})
-        return self._pools[size]
+    def pool(self, settings: meta.Recommender) -> tuple[list[int], np.ndarray]:
+        """The candidates (columns) the settings may choose, and every entry's target for them."""
+        key = (settings.max_members, settings.target, settings.guard)
+        if key not in self._pools:
+            columns = [i for i, g in enumerate(self.library.groups) if len(g) <= settings.max_members]
+            self._pools[key] = columns, meta.target_matrix(self.library.auroc[:, columns], settings.target,
+                                                           self.baseline, settings.guard)
+        return self._pools[key]
 
     def choose(self, train: np.ndarray, query: np.ndarray, settings: meta.Recommender) -> np.ndarray:
         """The candidate (index into ``library.groups``) chosen for each ``query`` entry when the
         library holds only the ``train`` entries (boolean masks)."""
-        columns, targets = self.pool(settings.max_members)
+        columns, targets = self.pool(settings)
+        auroc = self.library.auroc[:, columns]
         features, families = self.library.features[train], self.families[train]
         mask = np.packbits(train).tobytes()
         reference = 0.0
@@ -329,40 +373,47 @@ class Evaluator:
         if settings.model == "forest":
             key_forest = (mask, settings.max_members)
             if key_forest not in self._forests:
-                self._forests[key_forest] = meta.fit_forest(features, targets["auroc"][train], families)
+                self._forests[key_forest] = meta.fit_forest(features, auroc[train], families)
             forest = self._forests[key_forest]
-        found = meta.predict(features, targets["auroc"][train], families, self.library.features[query], settings,
-                             targets=targets[settings.target][train], reference=reference, forest=forest)
+        found = meta.predict(features, auroc[train], families, self.library.features[query], settings,
+                             targets=targets[train], reference=reference, forest=forest)
         return np.array([columns[int(np.argmax(p.predicted))] for p in found], dtype=int)
 
-    def family_out(self, within: np.ndarray, settings: meta.Recommender) -> float:
-        """Mean test AUROC of the settings' choices when each family among the ``within`` entries is
-        scored by the others (families weigh the same); remembered, so grids that share settings share the work."""
+    def value(self, entries: np.ndarray, chosen: np.ndarray, guard: float = 0.0) -> np.ndarray:
+        """The (guarded) test AUROC of candidate ``chosen`` in each of ``entries`` (indices)."""
+        baseline = self.baseline[entries] if self.baseline is not None else None
+        return meta.guarded(self.library.auroc[entries, chosen], baseline, guard)
+
+    def family_scores(self, within: np.ndarray, settings: meta.Recommender, guard: float = 0.0) -> np.ndarray:
+        """Per family among the ``within`` entries (sorted), the mean (guarded) test AUROC of the
+        settings' choices when the family is scored by the others; the choices are remembered, so
+        grids and criteria that share settings share the work."""
         key = (np.packbits(within).tobytes(), settings)
-        if key in self._scores:
-            return self._scores[key]
-        results = []
-        for name in sorted(set(self.families[within])):
-            held = within & (self.families == name)
-            chosen = self.choose(within & ~held, held, settings)
-            results.append(self.library.auroc[held, chosen].mean())
-        self._scores[key] = float(np.mean(results))
-        return self._scores[key]
+        names = sorted(set(self.families[within]))
+        if key not in self._chosen:
+            self._chosen[key] = [self.choose(within & ~(held := within & (self.families == name)), held, settings)
+                                 for name in names]
+        return np.array([self.value(np.flatnonzero(within & (self.families == name)), chosen, guard).mean()
+                         for name, chosen in zip(names, self._chosen[key], strict=True)])
 
-    def best_settings(self, within: np.ndarray, grid: list[meta.Recommender] = GRID) -> tuple[meta.Recommender, float]:
-        """The settings with the best family-out score among the ``within`` entries (the first on ties)."""
-        scores = [self.family_out(within, settings) for settings in grid]
-        best = int(np.argmax(scores))
-        return grid[best], scores[best]
+    def family_out(self, within: np.ndarray, settings: meta.Recommender, guard: float = 0.0) -> float:
+        """Mean over the families among the ``within`` entries of :meth:`family_scores`."""
+        return float(self.family_scores(within, settings, guard).mean())
+
+    def best_settings(self, within: np.ndarray, procedure: Procedure = PROCEDURE) -> tuple[meta.Recommender, float]:
+        """The settings the ``procedure`` chooses among the ``within`` entries, and their family-out score."""
+        scores = np.array([self.family_scores(within, settings, procedure.guard) for settings in procedure.grid])
+        best = procedure.choice(scores)
+        return procedure.grid[best], float(scores[best].mean())
 
 
-def nested_evaluation(library: meta.MetaLibrary, grids: dict[str, list[meta.Recommender]],
+def nested_evaluation(library: meta.MetaLibrary, procedures: dict[str, Procedure],
                       baselines: Iterable[tuple[str, ...]] = (("iforest",),),
                       progress: Callable[[str], None] | None = None) -> pl.DataFrame:
-    """Nested leave-one-family-out: for each family, each recommender (a grid of settings) chooses
-    its settings by family-out cross-validation on the *other* families only, then recommends for
-    the held-out family's entries from the other families' entries. Also the best fixed candidate
-    chosen on the other families, and fixed ``baselines``. One row per entry and method: test AUROC
+    """Nested leave-one-family-out: for each family, each procedure chooses its recommender's settings
+    by family-out cross-validation on the *other* families only, then recommends for the held-out
+    family's entries from the other families' entries. Also the best fixed candidate chosen on the
+    other families (by mean AUROC, and guarded), and fixed ``baselines``. One row per entry and method: test AUROC
     (%), the settings chosen, the candidate."""
     evaluator = Evaluator(library)
     index = {g: i for i, g in enumerate(library.groups)}
@@ -371,11 +422,12 @@ def nested_evaluation(library: meta.MetaLibrary, grids: dict[str, list[meta.Reco
         held = evaluator.families == name
         train = ~held
         chosen: dict[str, tuple[np.ndarray, str]] = {}
-        for method, grid in grids.items():
-            settings, score = evaluator.best_settings(train, grid)
+        for method, procedure in procedures.items():
+            settings, score = evaluator.best_settings(train, procedure)
             chosen[method] = evaluator.choose(train, held, settings), _describe(settings, score)
-        fixed = int(np.argmax(meta.family_weighted_mean(library.auroc[train], evaluator.families[train])))
-        chosen["best fixed"] = np.full(int(held.sum()), fixed), "chosen on the other families"
+        for method, guard in (("best fixed", 0.0), ("best fixed, guarded", 1.0)):
+            fixed = meta.family_weighted_mean(evaluator.pool(meta.Recommender(guard=guard))[1][train], evaluator.families[train])
+            chosen[method] = np.full(int(held.sum()), int(np.argmax(fixed))), "chosen on the other families"
         for baseline in baselines:
             chosen["+".join(baseline)] = np.full(int(held.sum()), index[baseline]), "fixed"
         for method, (candidates, detail) in chosen.items():
@@ -411,10 +463,19 @@ def library_data(entries: list[dict[str, Any]], members: dict[str, tuple[str, di
                     for e in sorted(entries, key=lambda e: (e["collection"], e["dataset"], e["seed"]))],
     }
     if settings is None and len({e["family"] for e in entries}) >= 3:
-        library = meta.MetaLibrary(data)
-        chosen, score = Evaluator(library).best_settings(np.ones(len(library.entries), dtype=bool))
-        data["recommender"] = asdict(chosen)
-        data["recommender_cv"] = f"leave-one-family-out over {len(set(library.families))} families: {100 * score:.2f}"
+        choose_settings(data)
+    return data
+
+
+def choose_settings(data: dict[str, Any], procedure: Procedure | None = None) -> dict[str, Any]:
+    """Set a library's recommender settings (in its content ``data``) to those the ``procedure``
+    (default :data:`PROCEDURE`) chooses over all its entries; returns ``data``."""
+    procedure = procedure or PROCEDURE
+    library = meta.MetaLibrary(data)
+    chosen, score = Evaluator(library).best_settings(np.ones(len(library.entries), dtype=bool), procedure)
+    data["recommender"] = asdict(chosen)
+    rule = f"; guard {procedure.guard:g}" * bool(procedure.guard) + ", one-SE rule" * procedure.one_se
+    data["recommender_cv"] = f"leave-one-family-out over {len(set(library.families))} families{rule}: {100 * score:.2f}"
     return data
 
 
@@ -446,6 +507,10 @@ def build(folders: list[Path], *, out: Path, detectors: Iterable[str] = (), seed
     data = library_data(entries, members, source=f"automl-od library build: {', '.join(p.name for p in folders)}"
                         + (f" + synthetic from {', '.join(p.name for p in synthetic_from)}" if synthetic_from else "")
                         + f"; seeds {', '.join(map(str, seeds))}; ADBench protocol, test AUROC")
+    write_library(data, out)
+    return data
+
+
+def write_library(data: dict[str, Any], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
-    return data

@@ -19,11 +19,25 @@ recommends for the held-out family from the other families' entries. Each entry'
 their test AUROC under the protocol (the same fits as the library), so the table compares, in one
 run: the recommender as shipped (all settings searched), restricted variants (AUROC or rank targets,
 without shrinkage), the best fixed candidate chosen on the other families, and IsolationForest.
+
+The fourth nested run (2026-12-02) was declared, with its decision rule, before it ran, after the
+third had missed the classical targets (+2.16 where +3 was asked; 4 sets lost by more than 5):
+
+- the procedure (``meta_build.GUARDED``): (a) the family-out criterion counts a shortfall of more
+  than 5 AUROC points to IsolationForest in the same entry twice (``meta.guarded``, guard 1), the
+  issue's own "sets lost by more than 5"; (b) the grid adds the four robust priors chosen by that
+  guarded AUROC; (c) one-standard-error rule: the best-scoring robust prior is kept unless the best
+  setting beats it by more than one standard error of their paired per-family difference;
+- the decision: the guarded procedure replaces the plain one (the shipped library's settings
+  re-chosen by it over all families, ``--settings-only``) if, nested, it meets more of the issue's
+  four targets (classical >= +3 and at most 2 sets lost by > 5; embeddings and synthetic >= +2) than
+  the plain one, or as many with a higher classical mean; the script prints the decision.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -36,18 +50,37 @@ CLASSICAL, EMBEDDINGS = SHARED / "adbench", SHARED / "adbench_embeddings"
 DEFAULT_CACHE = Path("benchmarks/results/meta_cache")
 
 
-def grids() -> dict[str, list[meta.Recommender]]:
-    grid = meta_build.GRID
+def procedures() -> dict[str, meta_build.Procedure]:
+    """The declared procedure first, then the one before it, then restricted variants."""
+    Procedure, plain, guarded = meta_build.Procedure, meta_build.PLAIN_GRID, meta_build.GRID
     return {
-        "automl_od (all settings)": grid,
-        "k-NN only, on AUROC": [s for s in grid if s.model == "knn" and s.target == "auroc"],
-        "k-NN only, on ranks": [s for s in grid if s.model == "knn" and s.target == "rank"],
-        "k-NN only, no shrinkage": [s for s in grid if s.model == "knn" and s.shrink == 0],
-        "k-NN only, with shrinkage": [s for s in grid if s.model == "knn" and s.shrink > 0],
-        "robust prior only": [s for s in grid if s.model == "prior"],
-        "learned predictor only (forest)": [s for s in grid if s.model == "forest"],
-        "k=7, AUROC, no shrinkage (before)": [meta.Recommender()],
+        "automl_od: guarded, one-SE": meta_build.GUARDED,
+        "before: plain, best mean": meta_build.PLAIN,
+        "guarded, best score (no one-SE)": Procedure(tuple(guarded), guard=1.0),
+        "plain, one-SE": Procedure(tuple(plain), one_se=True),
+        "k-NN only, on AUROC": Procedure(tuple(s for s in plain if s.model == "knn" and s.target == "auroc")),
+        "k-NN only, on ranks": Procedure(tuple(s for s in plain if s.model == "knn" and s.target == "rank")),
+        "k-NN only, no shrinkage": Procedure(tuple(s for s in plain if s.model == "knn" and s.shrink == 0)),
+        "k-NN only, with shrinkage": Procedure(tuple(s for s in plain if s.model == "knn" and s.shrink > 0)),
+        "robust prior only": Procedure(tuple(s for s in plain if s.model == "prior")),
+        "guarded prior only": Procedure(tuple(s for s in guarded if s.model == "prior" and s.guard), guard=1.0),
+        "learned predictor only (forest)": Procedure(tuple(s for s in plain if s.model == "forest")),
+        "k=7, AUROC, no shrinkage (before issue 19)": Procedure((meta.Recommender(),)),
     }
+
+
+def targets_met(wide: pl.DataFrame, method: str) -> tuple[int, float]:
+    """How many of issue 19's four targets ``method`` meets (classical >= +3 and at most 2 sets lost
+    by > 5; embeddings and synthetic >= +2 each, over iforest), and its classical mean."""
+    met, classical = 0, float("nan")
+    for (collection,), part in wide.group_by("collection"):
+        diff = part[method] - part["iforest"]
+        if collection == "classical":
+            classical = float(part[method].mean())
+            met += int(diff.mean() >= 3) + int((diff < -5).sum() <= 2)
+        else:
+            met += int(diff.mean() >= 2)
+    return met, classical
 
 
 def report(frame: pl.DataFrame) -> None:
@@ -72,6 +105,11 @@ def report(frame: pl.DataFrame) -> None:
     print(f"\nsettings {main} chose per held-out family (on the other families only):")
     for family, settings in chosen.iter_rows():
         print(f"  {family:<16} {settings}")
+    before = methods[1]
+    (new, new_mean), (old, old_mean) = targets_met(wide, main), targets_met(wide, before)
+    ships = new > old or (new == old and new_mean > old_mean)
+    print(f"\ndecision (declared before the run): {main} meets {new} of the 4 targets (classical {new_mean:.2f}), "
+          f"{before} {old} ({old_mean:.2f}): {'the guarded procedure' if ships else 'the plain procedure'} ships")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="these sets only (a quick check)")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--evaluate-only", action="store_true", help="evaluate the library at --out, build nothing")
+    parser.add_argument("--settings-only", action="store_true",
+                        help="re-choose the recommender settings of the library at --out (meta_build.PROCEDURE), fit nothing")
     parser.add_argument("--csv", type=Path, help="also write the per-entry results here")
     args = parser.parse_args(argv)
+    if args.settings_only:
+        data = meta_build.choose_settings(json.loads(args.out.read_text(encoding="utf-8")))
+        meta_build.write_library(data, args.out)
+        print(f"{args.out}: {data['recommender']} ({data['recommender_cv']})")
+        return 0
     if not args.evaluate_only:
         folders = [p for p in (CLASSICAL, EMBEDDINGS) if p.is_dir()]
         if not folders:
@@ -96,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     library = meta.MetaLibrary.load(args.out)
     print(f"library: {len(library.entries)} entries, {len(library.datasets)} sets, {len(set(library.families))} families, "
           f"{len(library.groups)} candidates; shipped settings {library.settings} ({library.cv})")
-    frame = meta_build.nested_evaluation(library, grids(), progress=lambda line: print(line, flush=True))
+    frame = meta_build.nested_evaluation(library, procedures(), progress=lambda line: print(line, flush=True))
     if args.csv:
         frame.write_csv(args.csv)
     report(frame)

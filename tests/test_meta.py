@@ -132,14 +132,47 @@ def test_the_nested_evaluation_never_lets_a_family_choose_for_itself():
     rows = [rng.normal(scale=0.01, size=width).tolist() for _ in range(8)]
     library = _library(rows, best=[3, 3, 7, 7, 7, 7, 7, 7], names=[f"s{i}" for i in range(8)],
                        families=["a", "a", "b", "b", "c", "c", "d", "d"])
-    grid = [meta.Recommender(k=1), meta.Recommender(k=3, target="rank")]
-    frame = meta_build.nested_evaluation(library, {"recommender": grid})
+    grid = (meta.Recommender(k=1), meta.Recommender(k=3, target="rank"))
+    frame = meta_build.nested_evaluation(library, {"recommender": meta_build.Procedure(grid)})
     mine = frame.filter((pl.col("family") == "a") & (pl.col("method") == "recommender"))
     assert mine.height == 2 and set(mine["candidate"]) == {"+".join(meta.candidate_groups()[7])}
     assert set(mine["auroc"]) == {50.0}  # what family-out costs here: 7 is wrong for "a"
     assert frame.filter(pl.col("family") == "a")["settings"].str.contains("inner").any()  # chosen on b, c, d
     assert set(frame.filter(pl.col("method") == "iforest")["auroc"]) == {60.0}
-    assert set(frame["method"]) == {"recommender", "best fixed", "iforest"}
+    assert set(frame["method"]) == {"recommender", "best fixed", "best fixed, guarded", "iforest"}
+
+
+def test_the_guarded_prior_avoids_a_candidate_that_loses_badly_to_isolation_forest():
+    """Candidate 3 is best on average but loses 20 points to IsolationForest (0.6) in one family of
+    four; candidate 7 is steadily 0.8. The plain prior takes 3; guarded (a shortfall beyond 5 points
+    counts twice), 3 is worth (3 x 0.95 + 0.25) / 4 = 0.775 < 0.8, so the prior is 7."""
+    from automl_od import meta_build
+
+    width = len(meta.feature_names())
+    library = _library([[float(i)] * width for i in range(4)], best=[3, 3, 3, 3], names=list("abcd"))
+    library.auroc[:, 3] = [0.95, 0.95, 0.95, 0.40]
+    library.auroc[:, 7] = 0.80
+    assert np.allclose(meta.guarded(library.auroc[:, 3], library.auroc[:, 0], 1.0), [0.95, 0.95, 0.95, 0.25])
+    plain = library.recommend(np.zeros(width), settings=meta.Recommender(model="prior"))
+    guarded = library.recommend(np.zeros(width), settings=meta.Recommender(model="prior", guard=1.0))
+    assert plain.members == meta.candidate_groups()[3] and guarded.members == meta.candidate_groups()[7]
+    assert "weighed 2 times" in guarded.describe() and "weighed" not in plain.describe()
+    # the nested evaluation's guarded best fixed candidate, chosen on the other three families
+    frame = meta_build.nested_evaluation(library, {})
+    fixed = frame.filter(pl.col("method") == "best fixed, guarded").sort("dataset")["candidate"].to_list()
+    assert fixed == ["+".join(meta.candidate_groups()[7])] * 3 + ["+".join(meta.candidate_groups()[3])]
+
+
+def test_the_one_standard_error_rule_keeps_the_prior_unless_clearly_beaten():
+    from automl_od import meta_build
+
+    grid = (meta.Recommender(k=5), meta.Recommender(model="prior"))
+    prior = [0.80, 0.80, 0.80, 0.80]
+    noisy = np.array([[0.95, 0.95, 0.95, 0.40], prior])  # better on average (0.8125), by less than its SE
+    steady = np.array([[0.82, 0.83, 0.81, 0.82], prior])
+    assert meta_build.Procedure(grid).choice(noisy) == 0  # the plain procedure takes the best mean
+    assert meta_build.Procedure(grid, one_se=True).choice(noisy) == 1
+    assert meta_build.Procedure(grid, one_se=True).choice(steady) == 0
 
 
 def test_libraries_for_other_meta_features_or_with_unknown_members_are_refused():
