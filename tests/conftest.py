@@ -61,16 +61,54 @@ def mixed_frame() -> pl.DataFrame:
     })
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray instance for every test that runs searches in-process."""
+def shared_ray() -> dict[str, str]:
+    """The local Ray instance of this test session (started on first use, as ``automl-od`` starts
+    one), and the environment that lets a CLI process use it: ``RAY_ADDRESS``, Ray's own variable,
+    which ``ray.init`` follows as a user's shell would make it (the instance is on this machine)."""
     import ray
 
     from automl_od.runner import init_ray
 
     init_ray(None, num_cpus=2)
+    return {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for every test that runs searches in-process."""
+    import ray
+
+    shared_ray()
     yield
     ray.shutdown()
+
+
+#: What a CLI call's ``env`` may set and still run on the session's Ray instance: variables only the
+#: driver reads. Anything else (plugins on PYTHONPATH, autoloading) must reach the trials' workers,
+#: so such a call starts its own local Ray, as does ``fresh_ray=True``.
+DRIVER_ONLY_ENV = {"AUTOML_OD_HOME", "MLFLOW_TRACKING_URI", "AUTOML_OD_META_LIBRARY"}
+
+
+def cli_env(env: dict[str, str] | None = None, fresh_ray: bool = False) -> dict[str, str]:
+    """The environment of a CLI call: this one, plus ``env``; on the session's Ray instance unless
+    ``fresh_ray`` or ``env`` sets what the workers must see (most CLI tests share one instance,
+    which saves each call Ray's start and stop, about 7 s; a few start their own, as a user's would)."""
+    shared = {} if fresh_ray or set(env or {}) - DRIVER_ONLY_ENV else shared_ray()
+    return {**os.environ, **shared, **(env or {})}
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None, fresh_ray=False) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env=cli_env(env, fresh_ray))
+
+
+def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
+    """Independent invocations (each a tuple of arguments), side by side: each is its own process, exactly as
+    when run one after the other, but their start-ups (mostly imports) overlap; results in the order given."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(lambda args: run_cli(*args, cwd=cwd, env=env), calls))
 
 
 def shared_data(relative: str) -> Path:

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
 import pytest
 
-from conftest import CLI, REPO, blobs, shared_data
-
-
-def run_cli(*args, cwd=None, timeout=300, env=None):
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, **(env or {})})
-
-
-def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
-    """Independent invocations (each a tuple of arguments), side by side: each is its own process, exactly as
-    when run one after the other, but their start-ups (mostly imports) overlap; results in the order given."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda args: run_cli(*args, cwd=cwd, env=env), calls))
+from conftest import CLI, REPO, blobs, cli_env, run_cli, run_clis, shared_data
 
 
 @pytest.fixture
@@ -106,8 +92,10 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path, blob_csv):
 def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, blob_csv):
     path, y = blob_csv
     out = tmp_path / "run"
+    # on a Ray instance of its own, started and stopped by the CLI, as on a user's machine (most CLI
+    # tests share the session's instance, see conftest.cli_env)
     result = run_cli("search", path, "--label", "kind", "--anomaly-value", "attack", "--drop", "label", "id",
-                     "--budget", "3", "--space", "fast", "--seed", "0", "--out", out)
+                     "--budget", "3", "--space", "fast", "--seed", "0", "--out", out, fresh_ray=True)
     assert result.returncode == 0, result.stderr
     assert "dropping 1 constant column(s): constant" in result.stderr
     # the default time budget is said at the start; progress: trials, elapsed of the time budget
@@ -157,7 +145,8 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     # the curiosity controller is pickled with the search and continues learning after --resume
     args = ["search", path, "--label", "label", "--budget", "8", "--workers", "1", "--space", "fast",
             "--controller", "curiosity", "--seed", "0", "--out", out]
-    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=cli_env())
     trials = out / "trials.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and (not trials.exists() or len(trials.read_text().splitlines()) < 3):

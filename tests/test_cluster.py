@@ -16,8 +16,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import blobs, free_port
-from test_cli import run_cli
+from conftest import blobs, free_port, run_cli
 
 RAY = str(Path(sys.executable).with_name("ray"))
 

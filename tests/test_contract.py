@@ -14,8 +14,7 @@ from automl_od.data import InputSchema
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.pipeline import OutlierPipeline
 
-from conftest import blobs
-from test_cli import run_cli, run_clis
+from conftest import blobs, run_cli, run_clis
 
 
 def _frame(n: int = 200, seed: int = 0) -> pl.DataFrame:

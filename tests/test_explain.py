@@ -9,7 +9,7 @@ import pytest
 
 from automl_od.pipeline import OutlierPipeline
 
-from test_cli import run_cli
+from conftest import run_cli
 
 AE = {"epochs": 200, "lr": 1e-2}
 

@@ -12,8 +12,7 @@ from automl_od.data import as_frame
 from automl_od.evaluation import make_plan
 from automl_od.trial import SearchData
 
-from conftest import blobs
-from test_cli import run_cli
+from conftest import blobs, run_cli
 
 AUTOENCODER = {"detector": "autoencoder", "detector_params": {"epochs": 3}, "ranker": "all_features", "ranker_params": {},
                "keep": 1.0, "resampler": None, "resampler_params": {}}

@@ -14,8 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import blobs
-from test_cli import run_cli
+from conftest import blobs, run_cli
 
 PLUGIN = '''
 import os

@@ -15,8 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import blobs, free_port
-from test_cli import run_cli, run_clis
+from conftest import blobs, free_port, run_cli, run_clis
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 MODEL = "fraud-od"
