@@ -14,7 +14,7 @@ from automl_od.data import InputSchema
 from automl_od.errors import SearchNotice, UserInputError
 from automl_od.pipeline import OutlierPipeline
 
-from conftest import blobs, run_cli, run_clis
+from conftest import blobs, cli_env, run_cli, run_clis
 
 
 def _frame(n: int = 200, seed: int = 0) -> pl.DataFrame:
@@ -248,7 +248,8 @@ def test_an_interrupted_api_search_does_not_point_at_a_deleted_folder(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-c", INTERRUPT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run([sys.executable, "-c", INTERRUPT], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                            env=cli_env())
     assert "interrupted: search interrupted" in result.stdout, result.stdout + result.stderr
     assert "are not kept: set out_dir to keep them" in result.stdout
     assert "automl_od_" not in result.stdout  # no path of the temporary folder

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cli_env
 
 SNIPPETS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), flags=re.S)
 
@@ -21,5 +21,7 @@ def test_the_readme_has_python_snippets():
 @pytest.mark.slow
 @pytest.mark.parametrize("snippet", SNIPPETS, ids=[s.splitlines()[0][:40] for s in SNIPPETS])
 def test_readme_snippet_runs_as_written(snippet, tmp_path):
-    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # on the session's Ray instance (conftest.cli_env): the snippets' searches start none of their own
+    result = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env=cli_env())
     assert result.returncode == 0, result.stderr[-3000:]
