@@ -87,16 +87,21 @@ def _trainable(config: dict[str, Any], data: SearchData) -> None:
     tune.report(result)
 
 
-def probe_address(address: str, timeout_s: float = 3.0) -> None:
+def probe_address(address: str, timeout_s: float = 3.0, source: str = "--address") -> None:
+    """Fail in seconds, in one line, where Ray would retry for minutes: ``address`` (given as
+    ``source``: the option, or the ``RAY_ADDRESS`` variable) must be a reachable HOST:PORT."""
     if address in ("auto", "local") or address.startswith(("ray://", "anyscale://")):
         return
+    given = "" if source == "--address" else f" ({source})"
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
-        raise UserInputError(f"Ray address {address!r} must look like HOST:PORT (e.g. 127.0.0.1:6379) or 'auto'")
+        raise UserInputError(f"Ray address {address!r}{given} must look like HOST:PORT (e.g. 127.0.0.1:6379) or 'auto'")
     try:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        raise UserInputError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}; start one with `ray start --head` or drop --address to use a local one") from None
+        drop = "drop --address" if source == "--address" else f"unset {source}"
+        raise UserInputError(f"cannot reach a Ray cluster at {address}{given}: {exc.strerror or exc}; "
+                             f"start one with `ray start --head` or {drop} to use a local one") from None
 
 
 def _prepare_ray_environment(address: str | None, auth_token_file: str | None) -> bool:
@@ -134,6 +139,8 @@ def init_ray(address: str | None = None, *, num_cpus: int | None = None, auth_to
             hint = "" if has_token else " If the cluster uses token authentication, set RAY_AUTH_TOKEN or pass --ray-auth-token-file."
             raise UserInputError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}.{hint}") from None
     else:
+        if os.environ.get("RAY_ADDRESS"):  # Ray's own variable: ray.init connects there instead of starting one
+            probe_address(os.environ["RAY_ADDRESS"], source="RAY_ADDRESS")
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=True,
                  logging_level=logging.ERROR)
 

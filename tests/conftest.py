@@ -97,9 +97,12 @@ def cli_env(env: dict[str, str] | None = None, fresh_ray: bool = False) -> dict[
     return {**os.environ, **shared, **(env or {})}
 
 
+def _run(args, cwd, timeout, env) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None, fresh_ray=False) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env=cli_env(env, fresh_ray))
+    return _run(args, cwd, timeout, cli_env(env, fresh_ray))
 
 
 def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
@@ -107,8 +110,9 @@ def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
     when run one after the other, but their start-ups (mostly imports) overlap; results in the order given."""
     from concurrent.futures import ThreadPoolExecutor
 
+    full = cli_env(env)  # here, once: starting the session's Ray instance from several threads would race
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda args: run_cli(*args, cwd=cwd, env=env), calls))
+        return list(pool.map(lambda args: _run(args, cwd, 300, full), calls))
 
 
 def shared_data(relative: str) -> Path:

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import CLI, REPO, blobs, cli_env, run_cli, run_clis, shared_data
+from conftest import CLI, REPO, blobs, cli_env, free_port, run_cli, run_clis, shared_data
 
 
 @pytest.fixture
@@ -86,6 +86,22 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path, blob_csv):
         assert message in lines[0], (args, lines[0])
         assert "Traceback" not in result.stderr
     assert path.read_bytes() == before  # nothing the user passed is modified
+
+
+def test_an_unreachable_ray_address_variable_is_one_line_in_seconds(tmp_path, blob_csv):
+    """RAY_ADDRESS (Ray's own variable) makes ray.init connect instead of starting an instance; a
+    stale one had Ray retry for minutes with its own warnings."""
+    path, _ = blob_csv
+    dead = f"127.0.0.1:{free_port()}"
+    started = time.time()
+    result = run_cli("search", path, "--label", "label", "--drop", "kind", "id", "--space", "fast", "--budget", "1",
+                     "--no-tracking", "--out", tmp_path / "run", env={"RAY_ADDRESS": dead}, fresh_ray=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # the variable is read where Ray starts, after the "searching ..." line: one error line, the last
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("automl-od: error:")]
+    assert errors == lines[-1:] and f"cannot reach a Ray cluster at {dead} (RAY_ADDRESS)" in errors[0], result.stderr
+    assert "unset RAY_ADDRESS" in errors[0] and time.time() - started < 60
 
 
 @pytest.mark.slow
