@@ -34,7 +34,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(kind: type, *, allow_zero: bool = False) -> Any:
     """An argparse type: a number of ``kind`` that is positive (or >= 0 with ``allow_zero``)."""
-    wanted = ("a number >= 0" if allow_zero else "a positive number") if kind is float else "a positive whole number"
+    wanted = (("a number >= 0" if allow_zero else "a positive number") if kind is float
+              else "a whole number >= 0" if allow_zero else "a positive whole number")
 
     def parse(text: str) -> Any:
         try:
@@ -51,6 +52,7 @@ def _number(kind: type, *, allow_zero: bool = False) -> Any:
 _positive_int = _number(int)
 _positive_float = _number(float)
 _non_negative_float = _number(float, allow_zero=True)
+_non_negative_int = _number(int, allow_zero=True)  # seeds: numpy takes none below 0
 
 
 def _time_budget(text: str) -> float | str | None:
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--address", help="connect to this Ray cluster (HOST:PORT or auto) instead of starting a local one")
     search.add_argument("--ray-auth-token-file", metavar="FILE", help="token file of a Ray cluster with token authentication")
     search.add_argument("--out", metavar="DIR", help="output folder (default: automl_od_runs/<data name>-<time>)")
-    search.add_argument("--seed", type=int, default=0, help="random seed (default 0, as for rank; searches with one worker, a trial "
+    search.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0, as for rank; searches with one worker, a trial "
                         "budget and --time-budget none repeat exactly)")
     search.add_argument("--resume", action="store_true", help="resume the interrupted search in --out, keeping its finished trials")
     search.add_argument("--contamination", type=_contamination, default="auto", help="expected share of anomalies for is_outlier ('auto' = 0.1, or 0.01 with --novelty)")
@@ -151,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--ranker", default=DEFAULT_RANKER, help=f"ranker name (see `automl-od plugins`; default {DEFAULT_RANKER})")
     rank.add_argument("--top", type=_positive_int, help="show only the N best columns")
     rank.add_argument("--out", metavar="DIR", help="write ranking.csv, ranking.json, quality.csv and ranking.png here")
-    rank.add_argument("--seed", type=int, default=0, help="random seed (default 0, as for search)")
+    rank.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0, as for search)")
     rank.add_argument("--sample-rows", type=_positive_int, default=2_000_000, metavar="N",
                       help="rank on every k-th row so at most N rows are read (streamed; default 2000000)")
     rank.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--detector", action="append", default=[], metavar="NAME", help="add a registered detector (repeatable)")
     build.add_argument("--out", type=Path, default=Path("meta_library.json"), metavar="FILE", help="library file (default meta_library.json)")
     build.add_argument("--label", default="label", help="label column of CSV/Parquet sets (1/true = anomaly; default label)")
-    build.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], metavar="N", help="protocol seeds (default 1 2 3)")
+    build.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[1, 2, 3], metavar="N", help="protocol seeds (default 1 2 3)")
     build.add_argument("--synthetic", action="store_true", help="also make tables with ADBench's four synthetic anomaly "
                        "types from each set's normal rows")
     build.add_argument("--cache", type=Path, metavar="DIR", help="keep each set's scores here, so a rebuild (e.g. with "

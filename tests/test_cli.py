@@ -70,6 +70,7 @@ def _bad_inputs(tmp_path, blob_csv):
         ([path, "--space", tmp_path / "nope.yaml"], "not found"),
         ([path, "--controller", "nope"], "unknown controller 'nope'"),
         ([path, "--budget", "0"], "expected a positive whole number"),
+        ([path, "--seed", "-1"], "argument --seed: expected a whole number >= 0"),
         ([path, "--address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
     ]
 
