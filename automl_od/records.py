@@ -197,11 +197,13 @@ def leaderboard_frame(trials: list[TrialRecord]) -> pl.DataFrame:
     rows = []
     for trial in trials:
         config = trial.config
+        # an ensemble of trials: each member had its own ranker, top-k and resampler (in its own row)
+        own = config if config is not None and not (config.detector == "ensemble" and "weights" in config.detector_params) else None
         rows.append({
             "trial_id": trial.trial_id, "status": trial.status, "reward": trial.reward if trial.ok else None,
             "reward_std": trial.reward_std, "auroc": trial.auroc, "aupr": trial.aupr, "label_free": trial.label_free,
-            "detector": trial.detector, "ranker": config.ranker if config else None,
-            "keep": config.keep if config else None, "resampler": config.resampler if config else None,
+            "detector": trial.detector, "ranker": own.ranker if own else None,
+            "keep": own.keep if own else None, "resampler": own.resampler if own else None,
             "params": ", ".join(f"{k}={_short(v)}" for k, v in (config.params() if config else {}).items()),
             "duration_s": trial.duration_s, "reason": trial.reason or None,
         })

@@ -104,6 +104,7 @@ def test_a_labelled_search_returns_the_ensemble_when_it_beats_every_trial():
     assert model.best_config_["detector"] == "ensemble"
     board = model.leaderboard_
     assert board.get_column("trial_id")[0] == "ensemble" and board.get_column("detector")[0].startswith("ensemble:")
+    assert board.row(0, named=True)["ranker"] is None and board.row(0, named=True)["keep"] is None  # members' own
     single = board.filter(pl.col("trial_id") != "ensemble").get_column("reward").drop_nulls().max()
     assert model.best_score_ > single
     assert "ensemble of trials" in model.evaluation_
