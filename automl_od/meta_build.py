@@ -344,7 +344,7 @@ class Evaluator:
         self.baseline = library.auroc[:, index] if index is not None else None
         self._pools: dict[tuple[int, str, float], tuple[list[int], np.ndarray]] = {}
         self._references: dict[tuple[bytes, str, int], float] = {}
-        self._chosen: dict[tuple[bytes, meta.Recommender], list[np.ndarray]] = {}
+        self._chosen: dict[tuple[bytes, meta.Recommender], list[tuple[np.ndarray, np.ndarray]]] = {}
         self._forests: dict[tuple[bytes, int], Any] = {}
 
     def pool(self, settings: meta.Recommender) -> tuple[list[int], np.ndarray]:
@@ -390,16 +390,10 @@ class Evaluator:
         settings' choices when the family is scored by the others; the choices are remembered, so
         grids and criteria that share settings share the work."""
         key = (np.packbits(within).tobytes(), settings)
-        names = sorted(set(self.families[within]))
         if key not in self._chosen:
-            self._chosen[key] = [self.choose(within & ~(held := within & (self.families == name)), held, settings)
-                                 for name in names]
-        return np.array([self.value(np.flatnonzero(within & (self.families == name)), chosen, guard).mean()
-                         for name, chosen in zip(names, self._chosen[key], strict=True)])
-
-    def family_out(self, within: np.ndarray, settings: meta.Recommender, guard: float = 0.0) -> float:
-        """Mean over the families among the ``within`` entries of :meth:`family_scores`."""
-        return float(self.family_scores(within, settings, guard).mean())
+            helds = [within & (self.families == name) for name in sorted(set(self.families[within]))]
+            self._chosen[key] = [(np.flatnonzero(held), self.choose(within & ~held, held, settings)) for held in helds]
+        return np.array([self.value(entries, chosen, guard).mean() for entries, chosen in self._chosen[key]])
 
     def best_settings(self, within: np.ndarray, procedure: Procedure = PROCEDURE) -> tuple[meta.Recommender, float]:
         """The settings the ``procedure`` chooses among the ``within`` entries, and their family-out score."""
@@ -427,8 +421,9 @@ def nested_evaluation(library: meta.MetaLibrary, procedures: dict[str, Procedure
             settings, score = evaluator.best_settings(train, procedure)
             chosen[method] = evaluator.choose(train, held, settings), _describe(settings, score)
         for method, guard in (("best fixed", 0.0), ("best fixed, guarded", 1.0)):
-            fixed = meta.family_weighted_mean(evaluator.pool(meta.Recommender(guard=guard))[1][train], evaluator.families[train])
-            chosen[method] = np.full(int(held.sum()), int(np.argmax(fixed))), "chosen on the other families"
+            columns, targets = evaluator.pool(meta.Recommender(guard=guard))
+            fixed = columns[int(np.argmax(meta.family_weighted_mean(targets[train], evaluator.families[train])))]
+            chosen[method] = np.full(int(held.sum()), fixed), "chosen on the other families"
         for baseline in baselines:
             chosen["+".join(baseline)] = np.full(int(held.sum()), index[baseline]), "fixed"
         for method, (candidates, detail) in chosen.items():

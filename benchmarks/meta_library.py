@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -56,8 +57,8 @@ def procedures() -> dict[str, meta_build.Procedure]:
     return {
         "automl_od: guarded, one-SE": meta_build.GUARDED,
         "before: plain, best mean": meta_build.PLAIN,
-        "guarded, best score (no one-SE)": Procedure(tuple(guarded), guard=1.0),
-        "plain, one-SE": Procedure(tuple(plain), one_se=True),
+        "guarded, best score (no one-SE)": replace(meta_build.GUARDED, one_se=False),
+        "plain, one-SE": replace(meta_build.PLAIN, one_se=True),
         "k-NN only, on AUROC": Procedure(tuple(s for s in plain if s.model == "knn" and s.target == "auroc")),
         "k-NN only, on ranks": Procedure(tuple(s for s in plain if s.model == "knn" and s.target == "rank")),
         "k-NN only, no shrinkage": Procedure(tuple(s for s in plain if s.model == "knn" and s.shrink == 0)),
