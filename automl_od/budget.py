@@ -37,6 +37,11 @@ SAFETY, FREE_S = 0.8, 1.5
 MIN_FIDELITY_SHARE, MIN_REFIT_ROWS = 0.05, 200
 
 
+def slack(seconds: float) -> float:
+    """How far past its time budget of ``seconds`` a fit may return: max(5 s, 10 % of it)."""
+    return max(5.0, 0.1 * seconds)
+
+
 def default_time_budget(rows: int, columns: int) -> float:
     """The time budget of a search whose user gave none (``time_budget_s="auto"``)."""
     return min(DEFAULT_MAX_S, DEFAULT_BASE_S + DEFAULT_PER_MILLION_CELLS_S * rows * columns / 1e6)

@@ -119,24 +119,36 @@ def bounds(detector: str, rows: int, columns: int, share_s: float = MEMBER_SHARE
 
 
 def member_pipeline(spec: tuple[str, dict[str, Any]], *, contamination: float | str = "auto", novelty: bool = False,
-                    random_state: int | None = None, shape: tuple[int, int] | None = None) -> Any:
+                    random_state: int | None = None, shape: tuple[int, int] | None = None,
+                    share_s: float = MEMBER_SHARE_S) -> Any:
     """A member (registered detector, parameters) as an unfitted pipeline; with ``shape`` (rows,
-    encoded columns), downsized to stay within its share (see :func:`bounds`)."""
+    encoded columns), downsized to stay within ``share_s`` predicted seconds (see :func:`bounds`)."""
     from automl_od.pipeline import OutlierPipeline
 
     detector, params = spec
-    limits = bounds(detector, *shape)[0] if shape is not None else {}
+    limits = bounds(detector, *shape, share_s)[0] if shape is not None else {}
     return OutlierPipeline(detector=detector, detector_params=dict(params), contamination=contamination,
                            novelty=novelty, random_state=random_state, max_columns=limits.get("max_columns"),
                            max_fit_rows=limits.get("max_fit_rows"))
 
 
-def downsizing(label: str, pipeline: Any) -> str:
-    """What was done to a fitted member to bound its cost, and why ("" when nothing)."""
+def downsizing(label: str, pipeline: Any, share_s: float = MEMBER_SHARE_S) -> str:
+    """What was done to a fitted member to bound its cost within ``share_s``, and why ("" when nothing)."""
     done = getattr(pipeline, "downsized_", [])
     if not done:
         return ""
-    return f"{label}: {', '.join(done)} ({bounds(pipeline.detector, *pipeline.fitted_shape_)[1]})"
+    rows, columns = pipeline.fitted_shape_
+    return f"{label}: {', '.join(done)} ({bounds(pipeline.detector, rows, columns, share_s)[1]})"
+
+
+def bounded_seconds(detector: str, rows: int, columns: int, share_s: float = MEMBER_SHARE_S) -> float:
+    """Predicted seconds to fit a member on a ``rows`` x ``columns`` table once downsized to ``share_s``
+    (:func:`bounds`; the downsizing has floors, so this can exceed ``share_s``)."""
+    from automl_od.registry import default_registry
+
+    limits = bounds(detector, rows, columns, share_s)[0]
+    cost = default_registry().get("detector", detector).capabilities.cost
+    return float(cost.seconds(limits.get("max_fit_rows", rows), limits.get("max_columns", columns)))
 
 
 def encoded_width(frame: pl.DataFrame) -> int:
@@ -437,6 +449,12 @@ class MetaLibrary:
     def usable(self, detectors: set[str] | list[str]) -> list[int]:
         """Indices of the candidates whose members' detectors are all registered."""
         return [i for i, group in enumerate(self.groups) if all(self.members[m][0] in detectors for m in group)]
+
+    def default_members(self, detectors: set[str] | list[str] | None = None) -> tuple[str, ...]:
+        """The robust prior: the candidate best on the library's own criterion over all its entries,
+        whatever the table (what the recommender moves towards far from its entries, and recommends
+        everywhere with ``model='prior'``, the shipped setting)."""
+        return self.recommend(np.zeros(len(feature_names())), detectors=detectors).prior
 
     def recommend(self, features: np.ndarray, exclude: tuple[str, ...] | list[str] = (),
                   settings: Recommender | None = None, detectors: set[str] | list[str] | None = None) -> MetaChoice:

@@ -193,7 +193,7 @@ LEADERBOARD_SCHEMA = {"rank": pl.UInt32, "trial_id": pl.String, "status": pl.Str
 
 
 def leaderboard_frame(trials: list[TrialRecord]) -> pl.DataFrame:
-    """All trials, best first (failed and stopped trials last, with their reasons)."""
+    """All trials, best first (unvalidated ones next, failed and stopped trials last, with their reasons)."""
     rows = []
     for trial in trials:
         config = trial.config
@@ -209,7 +209,9 @@ def leaderboard_frame(trials: list[TrialRecord]) -> pl.DataFrame:
         })
     schema = {k: v for k, v in LEADERBOARD_SCHEMA.items() if k != "rank"}
     frame = pl.DataFrame(rows, schema=schema)
-    frame = frame.sort(["reward", "trial_id"], descending=[True, False], nulls_last=True)
+    # an unvalidated winner (status ok, no reward) ranks above the stopped and failed trials
+    frame = frame.sort([pl.col("reward"), pl.col("status") != "ok", pl.col("trial_id")], descending=[True, False, False],
+                       nulls_last=True)
     return frame.with_row_index("rank", offset=1).select(list(LEADERBOARD_SCHEMA))
 
 

@@ -222,14 +222,7 @@ class MetaStrategy(Strategy):
         return None
 
     def select(self, task: Task, tracker: Any) -> Selection:
-        from automl_od.meta import (
-            LIBRARY_FILE,
-            MetaLibrary,
-            downsizing,
-            member_pipeline,
-            recommend_for,
-        )
-        from automl_od.pipeline import EnsemblePipeline
+        from automl_od.meta import LIBRARY_FILE, MetaLibrary, recommend_for
 
         if task.labels is not None:
             notify("the labels mark no row as an anomaly: choosing without labels")
@@ -240,14 +233,8 @@ class MetaStrategy(Strategy):
                                          detectors=set(task.registry.components("detector")))
         except ValueError as exc:  # meta_exclude names a set the library lacks, or every set
             raise UserInputError(f"meta_exclude: {exc}") from None
-        shape = (task.frame.height, task.width)
-        members = [member_pipeline(library.members[m], contamination=task.contamination, random_state=task.random_state,
-                                   shape=shape) for m in choice.members]
-        reuse = {i: base[m] for i, m in enumerate(choice.members) if m in base}  # same rows, same settings
-        pipeline = EnsemblePipeline(members, contamination=task.contamination).fit(
-            task.frame, registry=task.registry, fitted=reuse, schema=task.schema)
-        done = [downsizing(m, p) for m, p in zip(choice.members, pipeline.members_, strict=True)]
-        choice.downsized = list(dict.fromkeys([*choice.downsized, *filter(None, done)]))
+        pipeline, done = label_free_ensemble(task, library, choice.members, reuse=base)
+        choice.downsized = list(dict.fromkeys([*choice.downsized, *done]))
         notes: list[str] = []
         for note in choice.downsized:
             notice(notes, f"downsized to bound the fit's cost: {note}")
@@ -269,6 +256,25 @@ class MetaStrategy(Strategy):
                          evaluation, "meta", notes, meta_choice=choice,
                          description=(f"rank-averaged ensemble of {', '.join(choice.members)}, chosen without labels "
                                       f"({evaluation}: {choice.predicted_auroc:.4f})"))
+
+
+def label_free_ensemble(task: Task, library: Any, members: Sequence[str], *, reuse: dict[str, Any] | None = None,
+                        share_s: float | None = None) -> tuple[Any, list[str]]:
+    """The rank-averaged ensemble of the meta ``library``'s ``members`` fitted on the task's rows, each
+    downsized to stay within ``share_s`` predicted seconds (default ``meta.MEMBER_SHARE_S``); ``reuse``
+    holds members already fitted on the same rows. The pipeline and what was downsized."""
+    from automl_od.meta import MEMBER_SHARE_S, downsizing, member_pipeline
+    from automl_od.pipeline import EnsemblePipeline
+
+    share = MEMBER_SHARE_S if share_s is None else share_s
+    pipelines = [member_pipeline(library.members[m], contamination=task.contamination, novelty=task.novelty,
+                                 random_state=task.random_state, shape=(task.frame.height, task.width), share_s=share)
+                 for m in members]
+    fitted = {i: (reuse or {})[m] for i, m in enumerate(members) if m in (reuse or {})}  # same rows, same settings
+    pipeline = EnsemblePipeline(pipelines, contamination=task.contamination, novelty=task.novelty).fit(
+        task.frame, registry=task.registry, fitted=fitted, schema=task.schema)
+    done = [downsizing(m, p, share) for m, p in zip(members, pipeline.members_, strict=True)]
+    return pipeline, [d for d in done if d]
 
 
 def _meta_trial(rank: int, group: tuple[str, ...], predicted: float, duration_s: float) -> TrialRecord:
@@ -354,7 +360,9 @@ class SearchStrategy(Strategy):
         from automl_od.trial import SearchData
 
         settings, clock = task.settings, Clock(self.budget, task.started)
-        init_ray(settings.address)  # start (or reach) Ray first: its workers boot while the plan is built
+        left = clock.left()
+        if left is None or left - clock.reserve(0.0, tracking=tracker is not None) >= MIN_SEARCH_S:
+            init_ray(settings.address)  # start (or reach) Ray first: its workers boot while the plan is built
         plan = make_plan(task.frame, task.labels, novelty=task.novelty, contamination=task.contamination,
                          random_state=task.random_state)
         notes: list[str] = []
@@ -380,10 +388,8 @@ class SearchStrategy(Strategy):
         on_record = (lambda record: tracker.log_trial(record, plugins)) if tracker else None
         is_default = _is_default(default)
         try:
-            if search_s is not None and search_s < MIN_SEARCH_S:
+            if search_s is not None and search_s < MIN_SEARCH_S:  # no time for a search: the winner is a default
                 trials: list[TrialRecord] = []
-                notice(notes, f"no time left for a search within the time budget of {clock.seconds:g} s (the refit needs the "
-                           "rest); raise time_budget_s to run trials")
             else:
                 trials = run_search(data, self.space, search, out_dir, resume=task.resume, on_record=on_record)
             if default is not None:  # the protected default lost its worker twice: run it in the driver
@@ -406,7 +412,10 @@ class SearchStrategy(Strategy):
                        "it is kept as the winner, since no candidate was shown to beat it (raise the time budget to compare them)")
         best = best_trial(trials, default)
         if best is None or best.config is None:
-            raise UserInputError(_nothing_finished(trials, clock, settings.trial_timeout_s, local=not settings.address))
+            why = _nothing_finished(trials, clock, settings.trial_timeout_s, local=not settings.address)
+            if trials and not any(t.status == TIMEOUT for t in trials):  # each failed: the data or the space is at fault
+                raise UserInputError(why)
+            return _fallback(task, clock, plan, trials, notes, why, budget=self.budget, tracking=tracker is not None)
         train_rows = len(plan.folds[0][0]) if plan.folds else task.frame.height
         ensemble = _ensemble(trials, plan, best, task, clock, tracking=tracker is not None, train_rows=train_rows, notes=notes)
         if ensemble is not None:
@@ -431,6 +440,51 @@ class SearchStrategy(Strategy):
                          time_budget=self.budget, validation=validation, logged=True,
                          description=(f"{best.detector} with {validated} ({plan.description}); budget {settings.budget}, "
                                       f"controller {settings.controller}"))
+
+
+def _fallback(task: Task, clock: Clock, plan: Any, trials: list[TrialRecord], notes: list[str], why: str, *,
+              budget: float | None, tracking: bool) -> Selection:
+    """No trial finished in time: the cheapest sound choice, sized to the time left (with labelled
+    anomalies the label-aware default, else the label-free default of the meta library), unvalidated;
+    an error only when even that, at its smallest, is predicted to overrun the budget's slack."""
+    from automl_od.budget import MIN_REFIT_ROWS, SAFETY, slack
+    from automl_od.meta import MIN_FIT_ROWS, MetaLibrary, bounded_seconds
+
+    started = time.perf_counter()
+    rows, width = task.frame.height, task.width
+    left = clock.left()
+    spare = None if left is None else left - (TRACKING_S if tracking else 0.0)
+    label_aware = supervised_prior(task.registry) if task.n_labelled and not task.novelty else None
+    if label_aware:
+        cost = task.registry.get("detector", label_aware).capabilities.cost
+        smallest, what = float(cost.seconds(min(rows, MIN_REFIT_ROWS), width)), f"{label_aware} with its defaults (label-aware)"
+    else:
+        library = MetaLibrary.load(task.settings.meta_library)
+        members = library.default_members(set(task.registry.components("detector")))
+        share = None if spare is None else max(0.0, SAFETY * spare) / len(members)
+        smallest = sum(bounded_seconds(library.members[m][0], min(rows, MIN_FIT_ROWS), width, 0.0) for m in members)
+        what = f"the label-free default {'+'.join(members)} (rank-averaged)"
+    if clock.seconds is not None and left is not None and smallest > max(left, 0.0) + slack(clock.seconds):
+        needed = clock.seconds - left + smallest + (TRACKING_S if tracking else 0.0)
+        raise UserInputError(f"{why}; even {what}, downsized, needs about {smallest:.0f} s on this {rows:,} x {width} table, "
+                             f"more than the {max(left, 0.0):.0f} s left: give time_budget_s at least {needed:.0f} s")
+    notice(notes, f"{why}. Fitted {what} instead, sized to the time left and not validated")
+    if label_aware:
+        config = PipelineConfig(label_aware)
+        pipeline, note = refit(config, task, clock, tracking=tracking)
+        done = [note] if note else []
+    else:
+        config = PipelineConfig("ensemble", {"members": "+".join(members)})
+        pipeline, done = label_free_ensemble(task, library, members, share_s=share)
+        done = [f"downsized to fit the time left: {d}" for d in done]
+    for note in done:
+        notice(notes, note)
+    record = _unvalidated(config, trial_id="fallback", duration_s=time.perf_counter() - started,
+                          reason="; ".join(["not validated: no trial finished within the time budget", *done]))
+    evaluation = f"not validated: no trial finished, so {what} was fitted (trials are compared by {plan.description})"
+    return Selection("search", pipeline, config, float("nan"), [*trials, record], evaluation, plan.mode, notes,
+                     time_budget=budget, logged=True,
+                     description=f"{what}, not validated: no trial of the search finished within the time budget")
 
 
 def _ensemble(trials: list[TrialRecord], plan: Any, best: TrialRecord, task: Task, clock: Clock, *, tracking: bool,
@@ -499,11 +553,14 @@ def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: 
                       local: bool = True) -> str:
     """Why a search has no winner, and what to change (``local``: Ray runs on this machine, whose
     load then matters; a cluster's cores are not this machine's)."""
+    if not trials:
+        room = f"the time budget of {clock.seconds:g} s leaves" if clock.seconds is not None else "there was"
+        return f"no trial ran: {room} no time for a search beside the fit of its winner; raise time_budget_s to run trials"
     if all(t.status == TIMEOUT for t in trials):
         limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
         limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []
-        return (f"no trial finished: {'none ran' if not trials else 'every trial was stopped at its time limit'} "
-                f"({', '.join(limits)}); raise {' or '.join(k.split('=')[0] for k in limits)}{_busy_machine() if local else ''}")
+        return (f"no trial finished: every trial was stopped at its time limit ({', '.join(limits)}); raise "
+                f"{' or '.join(k.split('=')[0] for k in limits)}{_busy_machine() if local else ''}")
     reasons = "; ".join(sorted({t.reason for t in trials if t.reason})[:3])
     return f"no trial succeeded ({len(trials)} ran): {reasons or 'no trial finished'}"
 

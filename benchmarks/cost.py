@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from automl_od.budget import slack
+
 REPO = Path(__file__).resolve().parents[1]
 ADBENCH = REPO.parent / "shared" / "datasets" / "adbench"
 CALIBRATION_SHAPES = [(rows, columns) for rows in (1000, 4000, 16000) for columns in (10, 40, 160, 640)]
@@ -163,7 +165,7 @@ def fits(shapes: list[tuple[int, int]], labelled: bool, budget: float | None, ti
         result = json.loads(done.stdout.strip().splitlines()[-1])
         notes = "; ".join(result["notes"])[:400]
         limit = result["time_budget"]
-        promise = "-" if limit is None else ("kept" if result["fit"] <= limit + max(5.0, 0.1 * limit) else "BROKEN")
+        promise = "-" if limit is None else ("kept" if result["fit"] <= limit + slack(limit) else "BROKEN")
         trials = ", ".join(f"{n} {s}" for s, n in result["trials"].items())
         print(f"{rows:>9,} x {columns:<5} {'5 %' if labelled else 'none':>7} {'-' if limit is None else f'{limit:.0f}':>7} "
               f"{result['fit']:7.1f} {promise:>8} {result['seconds']:9.1f} {result['iforest']:9.2f} "

@@ -137,6 +137,27 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
     assert no_pipeline.returncode == 2
 
 
+def test_a_budget_that_finishes_no_trial_still_writes_a_model(tmp_path, blob_csv):
+    """Issue 31, the CLI: a time budget too small for any trial fits the fallback (tracked, as by
+    default), says so in a notice, ranks it on the leaderboard, and the model scores new rows."""
+    path, y = blob_csv
+    out = tmp_path / "run"
+    result = run_cli("search", path, "--drop", "kind", "label", "id", "--space", "fast", "--time-budget", "1",
+                     "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"notice: no trial ran: the time budget of 1 s leaves no time for a search .*Fitted the "
+                     r"label-free default knn50\+mcd \(rank-averaged\) instead", result.stderr), result.stderr
+    board = pl.read_csv(out / "leaderboard.csv")
+    assert board.get_column("trial_id").to_list() == ["fallback"] and board.get_column("status").to_list() == ["ok"]
+    assert "detector.members=knn50+mcd" in result.stdout and "Traceback" not in result.stderr
+    predicted = tmp_path / "pred.csv"
+    scored = run_cli("predict", out, path, "--out", predicted)
+    assert scored.returncode == 0, scored.stderr
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, pl.read_csv(predicted).get_column("anomaly_score").to_numpy()) > 0.95
+
+
 def test_rank_lists_columns_with_quality_flags(blob_csv, tmp_path):
     path, _ = blob_csv
     out = tmp_path / "rank"
