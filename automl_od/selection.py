@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from automl_od.budget import MIN_SEARCH_S, TRACKING_S, Clock, predicted_seconds, size_refit
+from automl_od.budget import MIN_SEARCH_S, TRACKING_S, TUNE_S, Clock, predicted_seconds, size_refit
 from automl_od.errors import UserInputError, notify
 from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
 
@@ -361,7 +361,7 @@ class SearchStrategy(Strategy):
 
         settings, clock = task.settings, Clock(self.budget, task.started)
         left = clock.left()
-        if left is None or left - clock.reserve(0.0, tracking=tracker is not None) >= MIN_SEARCH_S:
+        if left is None or left - clock.reserve(0.0, tracking=tracker is not None) - TUNE_S >= MIN_SEARCH_S:
             init_ray(settings.address)  # start (or reach) Ray first: its workers boot while the plan is built
         plan = make_plan(task.frame, task.labels, novelty=task.novelty, contamination=task.contamination,
                          random_state=task.random_state)
@@ -374,7 +374,7 @@ class SearchStrategy(Strategy):
         # the search ends early enough for the refit of its winner (predicted: the default's, if any)
         refit_s = predicted_seconds(task.registry.get("detector", default.detector), task.frame.height, task.width) if default else 0.0
         left, reserve = clock.left(), clock.reserve(refit_s, tracking=tracker is not None)
-        search_s = None if left is None else left - reserve
+        search_s = None if left is None else left - reserve - TUNE_S
         resources = dict(settings.resources_per_trial or {})
         search = SearchSettings(budget=settings.budget, time_budget_s=search_s, controller=settings.controller,
                                 seed=task.random_state, n_workers=settings.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
@@ -555,7 +555,7 @@ def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: 
     load then matters; a cluster's cores are not this machine's)."""
     if not trials:
         room = f"the time budget of {clock.seconds:g} s leaves" if clock.seconds is not None else "there was"
-        return f"no trial ran: {room} no time for a search beside the fit of its winner; raise time_budget_s to run trials"
+        return f"no trial ran: {room} no time for a search beside Ray Tune's start and the fit of its winner; raise time_budget_s to run trials"
     if all(t.status == TIMEOUT for t in trials):
         limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
         limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []

@@ -102,7 +102,8 @@ def test_an_unreachable_ray_address_variable_is_one_line_in_seconds(tmp_path, bl
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("automl-od: error:")]
     assert errors == lines[-1:] and f"cannot reach a Ray cluster at {dead} (RAY_ADDRESS)" in errors[0], result.stderr
-    assert "unset RAY_ADDRESS" in errors[0] and time.time() - started < 60
+    # Ray's own retries take minutes; the probe answers at once (this bound leaves room for a busy machine)
+    assert "unset RAY_ADDRESS" in errors[0] and time.time() - started < 120
 
 
 @pytest.mark.slow
@@ -181,7 +182,8 @@ def test_interrupted_search_resumes_without_losing_trials(tmp_path):
     pl.DataFrame(X, schema=["a", "b", "c", "d"]).with_columns(pl.Series("label", y)).write_csv(path)
     out = tmp_path / "run"
     # the curiosity controller is pickled with the search and continues learning after --resume
-    args = ["search", path, "--label", "label", "--budget", "8", "--workers", "1", "--space", "fast",
+    # no time budget: the count of trials, not the machine's speed, ends the search
+    args = ["search", path, "--label", "label", "--budget", "8", "--time-budget", "none", "--workers", "1", "--space", "fast",
             "--controller", "curiosity", "--seed", "0", "--out", out]
     process = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=cli_env())

