@@ -72,6 +72,12 @@ class Clock:
         left = self.left()
         return left is None or seconds <= SAFETY * (left - (TRACKING_S if tracking else 0.0))
 
+    def search_seconds(self, predicted_refit_s: float, *, tracking: bool) -> float | None:
+        """Seconds a search may take from now: the time left less the refit's reserve and Ray Tune's
+        own start and stop (TUNE_S); None without a budget. Below MIN_SEARCH_S no search starts."""
+        left = self.left()
+        return None if left is None else left - self.reserve(predicted_refit_s, tracking=tracking) - TUNE_S
+
     def reserve(self, predicted_refit_s: float, *, tracking: bool) -> float:
         """Seconds to hold back from the search for the refit (and tracking)."""
         if self.seconds is None:

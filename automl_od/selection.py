@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from automl_od.budget import MIN_SEARCH_S, TRACKING_S, TUNE_S, Clock, predicted_seconds, size_refit
+from automl_od.budget import MIN_SEARCH_S, TRACKING_S, Clock, predicted_seconds, size_refit
 from automl_od.errors import UserInputError, notify
 from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
 
@@ -270,7 +270,8 @@ def label_free_ensemble(task: Task, library: Any, members: Sequence[str], *, reu
     pipelines = [member_pipeline(library.members[m], contamination=task.contamination, novelty=task.novelty,
                                  random_state=task.random_state, shape=(task.frame.height, task.width), share_s=share)
                  for m in members]
-    fitted = {i: (reuse or {})[m] for i, m in enumerate(members) if m in (reuse or {})}  # same rows, same settings
+    reuse = reuse or {}
+    fitted = {i: reuse[m] for i, m in enumerate(members) if m in reuse}  # same rows, same settings
     pipeline = EnsemblePipeline(pipelines, contamination=task.contamination, novelty=task.novelty).fit(
         task.frame, registry=task.registry, fitted=fitted, schema=task.schema)
     done = [downsizing(m, p, share) for m, p in zip(members, pipeline.members_, strict=True)]
@@ -360,8 +361,8 @@ class SearchStrategy(Strategy):
         from automl_od.trial import SearchData
 
         settings, clock = task.settings, Clock(self.budget, task.started)
-        left = clock.left()
-        if left is None or left - clock.reserve(0.0, tracking=tracker is not None) - TUNE_S >= MIN_SEARCH_S:
+        room = clock.search_seconds(0.0, tracking=tracker is not None)
+        if room is None or room >= MIN_SEARCH_S:
             init_ray(settings.address)  # start (or reach) Ray first: its workers boot while the plan is built
         plan = make_plan(task.frame, task.labels, novelty=task.novelty, contamination=task.contamination,
                          random_state=task.random_state)
@@ -373,8 +374,8 @@ class SearchStrategy(Strategy):
         default = default_config(task.registry, self.space) if plan.mode == "labelled" and settings.defaults_first else None
         # the search ends early enough for the refit of its winner (predicted: the default's, if any)
         refit_s = predicted_seconds(task.registry.get("detector", default.detector), task.frame.height, task.width) if default else 0.0
-        left, reserve = clock.left(), clock.reserve(refit_s, tracking=tracker is not None)
-        search_s = None if left is None else left - reserve - TUNE_S
+        reserve = clock.reserve(refit_s, tracking=tracker is not None)
+        search_s = clock.search_seconds(refit_s, tracking=tracker is not None)
         resources = dict(settings.resources_per_trial or {})
         search = SearchSettings(budget=settings.budget, time_budget_s=search_s, controller=settings.controller,
                                 seed=task.random_state, n_workers=settings.n_workers, cpus_per_trial=resources.get("cpu", 1.0),
