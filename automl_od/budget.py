@@ -46,6 +46,11 @@ def slack(seconds: float) -> float:
     return max(5.0, 0.1 * seconds)
 
 
+def seconds_text(seconds: float) -> str:
+    """Seconds as a message shows them: three significant digits, whole seconds from 100 s on."""
+    return f"{seconds:.0f}" if abs(seconds) >= 100 else f"{seconds:.3g}"
+
+
 def default_time_budget(rows: int, columns: int) -> float:
     """The time budget of a search whose user gave none (``time_budget_s="auto"``)."""
     return min(DEFAULT_MAX_S, DEFAULT_BASE_S + DEFAULT_PER_MILLION_CELLS_S * rows * columns / 1e6)
@@ -130,6 +135,6 @@ def size_refit(component: Any, params: dict[str, Any], *, rows: int, predicted_s
         if kept < rows:
             max_fit_rows = kept
             changes.append(f"fitted on {kept:,} of {rows:,} rows")
-    note = (f"refit downsized to stay within the time budget ({', '.join(changes)}; predicted {predicted_s:.3g} s, "
-            f"{seconds:.3g} s left)") if changes else ""
+    note = (f"refit downsized to stay within the time budget ({', '.join(changes)}; predicted {seconds_text(predicted_s)} s, "
+            f"{seconds_text(max(seconds or 0.0, 0.0))} s left)") if changes else ""
     return Sizing(new, max_fit_rows, note)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from automl_od.budget import seconds_text
 from automl_od.errors import UserInputError
 
 LIBRARY_FILE = Path(__file__).with_name("meta_library.json")
@@ -115,7 +116,7 @@ def bounds(detector: str, rows: int, columns: int, share_s: float = MEMBER_SHARE
         fit_rows = cost.rows_within(width or columns, share_s)
         if fit_rows is not None and fit_rows < rows:
             limits["max_fit_rows"] = max(MIN_FIT_ROWS, fit_rows)
-    return limits, f"predicted {predicted:.3g} s on {rows} x {columns} > its {share_s:g} s share"
+    return limits, f"predicted {seconds_text(predicted)} s on {rows} x {columns} > its {share_s:g} s share"
 
 
 def member_pipeline(spec: tuple[str, dict[str, Any]], *, contamination: float | str = "auto", novelty: bool = False,

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from automl_od.budget import MIN_SEARCH_S, TRACKING_S, Clock, predicted_seconds, size_refit
+from automl_od.budget import (
+    MIN_SEARCH_S,
+    TRACKING_S,
+    Clock,
+    predicted_seconds,
+    seconds_text,
+    size_refit,
+)
 from automl_od.errors import UserInputError, notify
 from automl_od.records import TIMEOUT, PipelineConfig, TrialRecord, leaderboard_frame
 
@@ -555,10 +562,13 @@ def _nothing_finished(trials: list[TrialRecord], clock: Clock, trial_timeout_s: 
     """Why a search has no winner, and what to change (``local``: Ray runs on this machine, whose
     load then matters; a cluster's cores are not this machine's)."""
     if not trials:
-        room = f"the time budget of {clock.seconds:g} s leaves" if clock.seconds is not None else "there was"
-        return f"no trial ran: {room} no time for a search beside Ray Tune's start and the fit of its winner; raise time_budget_s to run trials"
+        if clock.seconds is None:
+            return "no trial ran"
+        left = max(0.0, clock.left() or 0.0)
+        return (f"no trial ran: {left:.0f} s of the time budget of {seconds_text(clock.seconds)} s were left when the search was to start, "
+                "no more than Ray Tune's start and the fit of its winner need; raise time_budget_s to run trials")
     if all(t.status == TIMEOUT for t in trials):
-        limits = [f"time_budget_s={clock.seconds:g}"] if clock.seconds is not None else []
+        limits = [f"time_budget_s={seconds_text(clock.seconds)}"] if clock.seconds is not None else []
         limits += [f"trial_timeout_s={trial_timeout_s:g}"] if trial_timeout_s else []
         return (f"no trial finished: every trial was stopped at its time limit ({', '.join(limits)}); raise "
                 f"{' or '.join(k.split('=')[0] for k in limits)}{_busy_machine() if local else ''}")

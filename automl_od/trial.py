@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from automl_od.budget import seconds_text
 from automl_od.data import InputSchema
 from automl_od.errors import TrialFailed
 from automl_od.evaluation import FAILED_REWARD, EvaluationPlan, combine, fold_metrics
@@ -212,7 +213,7 @@ def _validation_scores(config: dict[str, Any], data: SearchData, between: Callab
 
 
 def _timeout_reason(limit: float | None, folds_done: int, folds: int) -> str:
-    return f"stopped at its time limit of {limit or 0:.3g} s ({folds_done} of {folds} folds done)"
+    return f"stopped at its time limit of {seconds_text(limit or 0)} s ({folds_done} of {folds} folds done)"
 
 
 def can_isolate() -> bool:

@@ -67,7 +67,7 @@ def test_search_on_a_token_authenticated_cluster(tmp_path, token_cluster):
     empty_home = tmp_path / "client-home"
     empty_home.mkdir()
     # the curiosity controller with 2 concurrent trials on the cluster's 2 CPUs
-    result = run_cli("search", data, "--address", address, "--ray-auth-token-file", token_file, "--budget", "4",
+    result = run_cli("search", data, "--address", address, "--ray-auth-token-file", token_file, "--budget", "4", "--time-budget", "none",
                      "--space", "fast", "--controller", "curiosity", "--workers", "2", "--seed", "0", "--out", out,
                      env={"HOME": str(empty_home)})
     assert result.returncode == 0, result.stderr

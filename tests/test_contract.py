@@ -237,7 +237,7 @@ def interrupt():
 
 threading.Thread(target=interrupt, daemon=True).start()
 try:
-    AutoOD(budget=500, space="fast", n_workers=1, tracking=False, random_state=0).fit(X, y)
+    AutoOD(budget=500, time_budget_s=None, space="fast", n_workers=1, tracking=False, random_state=0).fit(X, y)
 except KeyboardInterrupt as exc:
     print("interrupted:", exc)
 print("left behind:", glob.glob("tmp/automl_od_*"))

@@ -199,13 +199,18 @@ def test_pending_trials_told_out_of_order():
     assert sorted(number for number, _, _ in sampler.history) == list(range(20))
 
 
-def _toy_trainable(config):
+def _toy_trainable(config, marks):
+    import os
     import time
+    import uuid
 
     from ray import tune
 
     started = time.time()
-    time.sleep(0.3)  # long enough for the next trials to be asked while this one is pending
+    open(os.path.join(marks, uuid.uuid4().hex), "w").close()
+    deadline = started + 60  # the first trial waits until a second one runs beside it, however slow the machine
+    while len(os.listdir(marks)) < 2 and time.time() < deadline:
+        time.sleep(0.05)
     tune.report({"reward": 1.0 if config["detector"] == "b" else 0.0, "started": started, "ended": time.time()})
 
 
@@ -214,7 +219,7 @@ def _toy_space(trial):
     trial.suggest_float(f"{detector}.x", 1e-3, 1.0, log=True)
 
 
-def test_ray_tune_drives_it_with_concurrent_pending_trials(ray_session):
+def test_ray_tune_drives_it_with_concurrent_pending_trials(ray_session, tmp_path):
     """OptunaSearch(sampler=...) under Ray Tune with 3 trials at a time: every result is learned
     from, in whatever order it arrives, and trials really overlapped."""
     from ray import cloudpickle, tune
@@ -223,7 +228,7 @@ def test_ray_tune_drives_it_with_concurrent_pending_trials(ray_session):
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray's workers cannot import this test module
     sampler = curiosity_sampler(seed=0)
     searcher = OptunaSearch(space=_toy_space, metric="reward", mode="max", sampler=sampler, seed=0)
-    tuner = tune.Tuner(_toy_trainable, tune_config=tune.TuneConfig(search_alg=searcher, num_samples=12, max_concurrent_trials=3),
+    tuner = tune.Tuner(tune.with_parameters(_toy_trainable, marks=str(tmp_path)), tune_config=tune.TuneConfig(search_alg=searcher, num_samples=12, max_concurrent_trials=3),
                        run_config=tune.RunConfig(verbose=0, log_to_file=False))
     results = tuner.fit()
     frames = [r.metrics for r in results]
@@ -237,7 +242,7 @@ def test_automl_search_with_the_curiosity_controller(ray_session, blob_data):
     from automl_od import AutoOD
 
     X, y = blob_data
-    model = AutoOD(budget=6, space="fast", controller="curiosity", n_workers=2, random_state=0, tracking=False).fit(X)
+    model = AutoOD(budget=6, time_budget_s=None, space="fast", controller="curiosity", n_workers=2, random_state=0, tracking=False).fit(X)
     assert model.leaderboard_.height == 6
     assert (model.leaderboard_.get_column("status") == "ok").all()
     assert model.best_score_ > 0.5

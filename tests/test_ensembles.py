@@ -100,7 +100,7 @@ def test_a_labelled_search_returns_the_ensemble_when_it_beats_every_trial():
     from automl_od import AutoOD
 
     X, y = planted(1200, 60, seed=0)
-    model = AutoOD(selection="search", space=SPACE, budget=8, tracking=False, random_state=0).fit(X, y)
+    model = AutoOD(selection="search", space=SPACE, budget=8, time_budget_s=None, tracking=False, random_state=0).fit(X, y)
     assert model.best_config_["detector"] == "ensemble"
     board = model.leaderboard_
     assert board.get_column("trial_id")[0] == "ensemble" and board.get_column("detector")[0].startswith("ensemble:")

@@ -35,10 +35,10 @@ class AutoODWithoutLabels(AutoOD):
 
 
 @parametrize_with_checks(
-    [AutoOD(budget=2, n_workers=1, space="fast", random_state=0, tracking=False),  # a search
+    [AutoOD(budget=2, time_budget_s=None, n_workers=1, space="fast", random_state=0, tracking=False),  # a search
      # the default space: without labels the meta-learned recommendation; with the checks' 0/1 y a
      # 2-trial search on one worker (seeded, so refits repeat exactly)
-     AutoOD(budget=2, n_workers=1, random_state=0, tracking=False)],
+     AutoOD(budget=2, time_budget_s=None, n_workers=1, random_state=0, tracking=False)],
 )
 def test_sklearn_compatible(estimator, check):
     if estimator.space == "fast" and "readonly_memmap=True" in str(check):

@@ -116,7 +116,7 @@ def test_labels_fit_the_label_aware_default_without_a_search(blob_data, n_labell
     labels = _some_labelled(y, n_labelled)
     said = "too few to validate" if n_labelled < 3 else "learns from them without a search.*selection='search'"
     with pytest.warns(SearchNotice, match=f"{n_labelled} labelled anomal.*{said}"):
-        model = AutoOD(budget=5, tracking=False, random_state=0).fit(X, labels)
+        model = AutoOD(budget=5, time_budget_s=None, tracking=False, random_state=0).fit(X, labels)
     assert model.selection_ == "supervised" and model.evaluation_mode_ == "supervised"
     assert model.best_config_["detector"] == "catboost" and np.isnan(model.best_score_)
     board = model.leaderboard_
@@ -150,7 +150,7 @@ def test_cli_with_two_labels_and_a_bad_selection(tmp_path):
     path = tmp_path / "data.csv"
     pl.DataFrame(X, schema=list("abcd")).with_columns(pl.Series("y", _some_labelled(y, 2))).write_csv(path)
     out = tmp_path / "run"
-    result = subprocess.run([*CLI, "search", path, "--label", "y", "--budget", "4", "--no-tracking", "--seed", "0",
+    result = subprocess.run([*CLI, "search", path, "--label", "y", "--budget", "4", "--time-budget", "none", "--no-tracking", "--seed", "0",
                              "--out", out], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "notice: only 2 labelled anomalies" in result.stderr and "--budget was not used" in result.stderr

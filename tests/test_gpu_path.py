@@ -58,7 +58,7 @@ def test_gpus_per_trial_without_a_gpu_is_one_clear_line(tmp_path):
     X, _ = blobs(n=100)
     data = tmp_path / "data.csv"
     as_frame(X).write_csv(data)
-    result = run_cli("search", data, "--selection", "search", "--space", "fast", "--budget", "1", "--gpus-per-trial", "0.5",
+    result = run_cli("search", data, "--selection", "search", "--space", "fast", "--budget", "1", "--time-budget", "none", "--gpus-per-trial", "0.5",
                      "--no-tracking", "--out", tmp_path / "run")
     assert result.returncode == 2, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("automl-od: error:")]

@@ -313,10 +313,10 @@ def test_selection_modes_and_their_errors(blob_data):
 @pytest.mark.usefixtures("ray_session")
 def test_auto_selection_searches_with_labels_or_another_space(blob_data):
     X, y = blob_data
-    assert AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X).selection_ == "search"
-    labelled = AutoOD(budget=2, space="fast", tracking=False, random_state=0).fit(X, y)
+    assert AutoOD(budget=2, time_budget_s=None, space="fast", tracking=False, random_state=0).fit(X).selection_ == "search"
+    labelled = AutoOD(budget=2, time_budget_s=None, space="fast", tracking=False, random_state=0).fit(X, y)
     assert labelled.selection_ == "search" and labelled.evaluation_mode_ == "labelled"
-    searched = AutoOD(budget=2, selection="search", tracking=False, random_state=0).fit(X)
+    searched = AutoOD(budget=2, time_budget_s=None, selection="search", tracking=False, random_state=0).fit(X)
     assert searched.selection_ == "search" and searched.evaluation_mode_ == "label_free"
     assert searched.leaderboard_.height == 2
 
@@ -326,7 +326,7 @@ def test_cli_search_without_labels_uses_the_recommender(tmp_path):
     path = tmp_path / "data.csv"
     _frame(X).write_csv(path)
     out = tmp_path / "run"
-    result = subprocess.run([*CLI, "search", path, "--budget", "5", "--no-tracking", "--seed", "0", "--out", out],
+    result = subprocess.run([*CLI, "search", path, "--budget", "5", "--time-budget", "none", "--no-tracking", "--seed", "0", "--out", out],
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "meta-learned recommendations" in result.stdout and "best: ensemble" in result.stdout

@@ -143,7 +143,7 @@ def test_entry_point_plugin_is_listed_and_searchable(tmp_path, plugin_path):
     assert "demo" not in {p["name"] for p in hidden}
 
     data, space, out = _search_files(tmp_path, "distance_to_mean", rows=300)
-    result = run_cli("search", data, "--space", space, "--budget", "8", "--early-stopping", "--seed", "0",
+    result = run_cli("search", data, "--space", space, "--budget", "8", "--time-budget", "none", "--early-stopping", "--seed", "0",
                      "--out", out, env=env)
     assert result.returncode == 0, result.stderr
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
@@ -163,7 +163,7 @@ def test_a_lost_worker_is_retried_and_said_in_one_line(tmp_path, plugin_path):
     marker = tmp_path / "killed"
     env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": "", "ODPLUG_MARKER": str(marker)}
     data, space, out = _search_files(tmp_path, "dies_once", rows=200)
-    result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "1", "--no-tracking", "--out", out, env=env)
+    result = run_cli("search", data, "--space", space, "--budget", "2", "--time-budget", "none", "--workers", "1", "--no-tracking", "--out", out, env=env)
     assert result.returncode == 0, result.stderr
     assert marker.exists()  # a worker was killed
     trials = [json.loads(line) for line in (out / "trials.jsonl").read_text().splitlines()]
@@ -183,14 +183,14 @@ def test_a_trial_past_the_time_budget_is_stopped_and_recorded_as_a_timeout(tmp_p
     env = {"PYTHONPATH": str(plugin_path), "AUTOML_OD_DISABLE_PLUGIN_AUTOLOAD": ""}
     data, space, out = _search_files(tmp_path, "sleeps", "isolation_forest", rows=200)
     started = time.perf_counter()
-    result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "2", "--time-budget", "20",
+    result = run_cli("search", data, "--space", space, "--budget", "2", "--workers", "2", "--time-budget", "40",
                      "--no-tracking", "--out", out, env=env)
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     trials = {t["detector"]: t for t in map(json.loads, (out / "trials.jsonl").read_text().splitlines())}
     assert trials["sleeps"]["status"] == "timeout" and trials["sleeps"]["reward"] is None, trials["sleeps"]
     assert trials["sleeps"]["reason"].startswith("stopped at its time limit of "), trials["sleeps"]
-    assert trials["sleeps"]["duration_s"] <= 20 + slack(20)
+    assert trials["sleeps"]["duration_s"] <= 40 + slack(40)
     assert elapsed < 300, f"the search took {elapsed:.0f} s"  # the sleep alone is 600 s
     board = pl.read_csv(out / "leaderboard.csv")
     if trials["isolation_forest"]["status"] == "ok":

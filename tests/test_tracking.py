@@ -96,7 +96,7 @@ def labelled_csv(tmp_path_factory):
 def registered(mlflow_server, labelled_csv, tmp_path_factory):
     """One real search logged to the server, its winner registered as fraud-od@champion."""
     out = tmp_path_factory.mktemp("search") / "run"
-    result = run_cli("search", labelled_csv, "--label", "y", "--budget", "4", "--space", "fast", "--seed", "0",
+    result = run_cli("search", labelled_csv, "--label", "y", "--budget", "4", "--time-budget", "none", "--space", "fast", "--seed", "0",
                      "--workers", "2", "--tracking-uri", mlflow_server, "--register-as", MODEL, "--out", out)
     assert result.returncode == 0, result.stderr
     assert f"models:/{MODEL}@champion (version 1)" in result.stdout
@@ -256,7 +256,7 @@ def test_unreachable_server_is_an_error_before_the_search_starts(tmp_path, label
 
 def test_tracking_optional_searches_anyway_and_says_so(tmp_path, labelled_csv):
     dead = f"http://127.0.0.1:{free_port()}"
-    result = run_cli("search", labelled_csv, "--budget", "2", "--space", "fast", "--tracking-uri", dead, "--tracking-optional",
+    result = run_cli("search", labelled_csv, "--budget", "2", "--time-budget", "none", "--space", "fast", "--tracking-uri", dead, "--tracking-optional",
                      "--out", tmp_path / "run")
     assert result.returncode == 0, result.stderr
     assert "tracking is off for this search" in result.stderr
@@ -313,7 +313,7 @@ def test_embedded_store_is_found_again_from_another_folder(tmp_path, labelled_cs
     env = {"AUTOML_OD_HOME": str(home)}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    result = run_cli("search", labelled_csv, "--label", "y", "--budget", "2", "--space", "fast", "--register-as", "local-od",
+    result = run_cli("search", labelled_csv, "--label", "y", "--budget", "2", "--time-budget", "none", "--space", "fast", "--register-as", "local-od",
                      "--out", tmp_path / "run", cwd=tmp_path / "a", env=env)
     assert result.returncode == 0, result.stderr
     assert (home / "mlflow.db").is_file() and (home / "artifacts").is_dir()
