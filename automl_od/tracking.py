@@ -79,11 +79,9 @@ def _artifact_location(uri: str) -> str | None:
 
 
 @contextlib.contextmanager
-def _quick_http() -> Iterator[None]:
-    """Fail fast against a dead server instead of MLflow's default minutes of retries."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+def restored_environ(*keys: str) -> Iterator[None]:
+    """Put these environment variables back as they were (set, or absent) when the block ends."""
+    saved = {k: os.environ.get(k) for k in keys}
     try:
         yield
     finally:
@@ -92,6 +90,15 @@ def _quick_http() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _quick_http() -> Iterator[None]:
+    """Fail fast against a dead server instead of MLflow's default minutes of retries."""
+    with restored_environ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+        yield
 
 
 def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
@@ -309,16 +316,20 @@ def tracked_run(settings: TrackingSettings, params: dict[str, Any], schema: dict
 def _tracking_uri(uri: str) -> Iterator[None]:
     """MLflow's fluent API (model logging, registration) reads a process-wide URI: set it
     briefly, and keep MLflow's progress bars and info lines out of the CLI's output."""
-    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    # MLflow's setters also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into the environment (for
+    # subprocesses) and never clear the registry's: put both back as they were, or every process the user
+    # starts afterwards (``mlflow models serve``, a notebook's next job) would read automl-od's store
+    previous = os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        with _quiet():
-            yield
-    finally:
-        mlflow.set_tracking_uri(previous or "")
-        mlflow.set_registry_uri(previous or "")
+    with restored_environ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            with _quiet():
+                yield
+        finally:
+            mlflow.set_tracking_uri(previous[0] or "")
+            mlflow.set_registry_uri(previous[1] or "")
 
 
 @contextlib.contextmanager

@@ -113,14 +113,15 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
     # on a Ray instance of its own, started and stopped by the CLI, as on a user's machine (most CLI
     # tests share the session's instance, see conftest.cli_env)
     result = run_cli("search", path, "--label", "kind", "--anomaly-value", "attack", "--drop", "label", "id",
-                     "--budget", "3", "--time-budget", "none", "--space", "fast", "--seed", "0", "--out", out, fresh_ray=True)
+                     "--budget", "3", "--space", "fast", "--seed", "0", "--out", out, fresh_ray=True)
     assert result.returncode == 0, result.stderr
     assert "dropping 1 constant column(s): constant" in result.stderr
     # the default time budget is said at the start; progress: trials, elapsed of the time budget
     assert re.search(r"notice: time budget: 60 s, the default for 315 x 4 \(60 s \+ 20 s per million cells", result.stderr)
-    assert re.search(r"\[trial 3/3, \d+ s of 60 s\]", result.stderr) and "leaderboard" in result.stdout
+    # (three trials take seconds on an idle machine; on a busy one the 60 s may hold fewer, which is the budget's promise)
+    assert re.search(r"\[trial [123]/3, \d+ s of 60 s\]", result.stderr) and "leaderboard" in result.stdout
     board = pl.read_csv(out / "leaderboard.csv")
-    assert board.height == 3 and board.get_column("auroc").drop_nulls().len() >= 1
+    assert 1 <= board.height <= 4 and board.get_column("auroc").drop_nulls().len() >= 1
     scores = pl.read_csv(out / "scores.csv")
     assert scores.columns == ["row", "anomaly_score", "is_outlier"] and scores.height == len(y)
     from sklearn.metrics import roc_auc_score

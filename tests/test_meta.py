@@ -350,8 +350,13 @@ def test_meta_choice_is_tracked_and_registered(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     X, _ = blobs(n=300, n_outliers=15, d=4, seed=6)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     model = AutoOD(random_state=0, register_as="meta-od").fit(X)
     assert model.registered_version_ == "1" and not model.tracking_errors_
+    # MLflow's URI setters write the environment; the fit leaves it as it found it, so a process the user
+    # starts next (mlflow models serve, say) does not read automl-od's store
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
     uri = f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
     client = MlflowClient(uri)
     parent = client.get_run(model.tracking_run_id_)

@@ -26,13 +26,16 @@ def tracking_uri(uri: str):
     """MLflow's fluent helpers (pyfunc.load_model, artifacts.download_artifacts with models:/) read the process-wide URI."""
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri("")
-        mlflow.set_registry_uri("")
+    from automl_od.tracking import restored_environ
+
+    with restored_environ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # MLflow's setters leave them set
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri("")
+            mlflow.set_registry_uri("")
 
 
 def _wait_http(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
