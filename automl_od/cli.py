@@ -80,6 +80,8 @@ def _contamination(text: str) -> float | str:
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", metavar="DATA", help="CSV (plain or .gz) or Parquet file")
     parser.add_argument("--no-header", action="store_true", help="the CSV has no header row (columns become column_1, column_2, ...)")
+    parser.add_argument("--separator", metavar="CHAR", help="the CSV's field separator (one character, or 'tab'; default: "
+                        "detected among , ; tab | from the file's first lines, and said when it is not a comma)")
     parser.add_argument("--drop", metavar="COL", nargs="+", default=[], help="columns to ignore (IDs, timestamps, ...)")
 
 
@@ -228,10 +230,13 @@ def _one_line(exc: BaseException) -> str:
 
 def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> tuple[Any, Any, list[str]]:
     """Read DATA, split off the label, drop --drop and constant columns; returns (frame, y, notices)."""
-    from automl_od.data import duplicate_name_notice, parse_labels, read_table
+    from automl_od.data import check_flat, duplicate_name_notice, parse_labels, read_table
 
-    frame = read_table(args.data, no_header=args.no_header, max_rows=getattr(args, "sample_rows", None))
+    if args.label is not None and not args.label.strip():
+        raise UserInputError("--label needs a column name (it was empty); leave it out to search without labels")
     notices: list[str] = []
+    frame = read_table(args.data, no_header=args.no_header, max_rows=getattr(args, "sample_rows", None),
+                       separator=args.separator, notices=notices)
     columns = frame.columns
     for name in [*(args.drop or []), *([args.label] if args.label else [])]:
         if name not in columns:
@@ -241,11 +246,12 @@ def _load_features(args: argparse.Namespace, *, drop_constant: bool = True) -> t
         raise UserInputError("--anomaly-value needs --label")
     y = None
     if args.label:
-        y = parse_labels(frame.get_column(args.label), anomaly_values=args.anomaly_value, name=args.label)
+        y = parse_labels(frame.get_column(args.label), anomaly_values=args.anomaly_value, name=args.label, notices=notices)
     renamed = duplicate_name_notice(frame)
     if renamed:
         notices.append(renamed)
     features = frame.drop([*(args.drop or []), *([args.label] if args.label else [])])
+    check_flat(features)
     constant = [c for c in features.columns if drop_constant and features.get_column(c).n_unique() <= 1]
     if constant:
         notices.append(f"dropping {len(constant)} constant column(s): {', '.join(constant[:10])}")
@@ -414,13 +420,15 @@ def _write_outputs(model: Any, args: argparse.Namespace, out: Path) -> None:
                "best": model.best_config_, "best_reward": model.best_score_, "rows_used": model.sampled_rows_,
                "skipped_components": model.skipped_components_, "threshold": model.threshold_}
     (out / "search.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    drop = [*(args.drop or []), *([args.label] if args.label else [])]
-    _score_file(model.best_pipeline_, args.data, args.no_header, drop, out / "scores.csv", explain=args.explain or 0)
+    # its own file: exactly the columns it was trained on (the label, --drop and the constant columns it dropped
+    # itself are left out without a notice)
+    _score_file(model.best_pipeline_, args, out / "scores.csv", explain=args.explain or 0, only=list(model.feature_names_in_))
 
 
-def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], target: Path | None, batch_size: int = 100_000,
-                explain: int = 0) -> int:
-    """Score DATA batch by batch, appending to ``target`` (stdout when None); returns rows.
+def _score_file(pipeline: Any, args: argparse.Namespace, target: Path | None, batch_size: int = 100_000,
+                explain: int = 0, only: list[str] | None = None) -> int:
+    """Score ``args.data`` batch by batch (``--drop`` columns left out; with ``only``, just those columns),
+    appending to ``target`` (stdout when None); returns rows.
 
     With ``explain`` = N, each row also gets its N most contributing columns (checked on the
     first batch, before anything is written, so an unsupported detector fails cleanly)."""
@@ -428,13 +436,14 @@ def _score_file(pipeline: Any, data: str, no_header: bool, drop: list[str], targ
 
     contract = getattr(pipeline, "input_schema_", None)  # pipelines saved before the contract existed have none
     notices: dict[str, int] = {}
+    drop = list(args.drop or [])
 
     def features(batch: Any) -> Any:
-        batch = batch.drop([c for c in drop if c in batch.columns])
+        batch = batch.select(only) if only is not None else batch.drop([c for c in drop if c in batch.columns])
         return contract.transform(batch, notices=notices) if contract is not None else batch
 
-    scored_batches = (pipeline.score_frame(features(batch), explain=explain)
-                      for batch in iter_table_batches(data, no_header=no_header, batch_size=batch_size))
+    batches = iter_table_batches(args.data, no_header=args.no_header, batch_size=batch_size, separator=args.separator)
+    scored_batches = (pipeline.score_frame(features(batch), explain=explain) for batch in batches)
     first = next(scored_batches, None)  # scored before the output is opened
     if target:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -577,8 +586,7 @@ def _is_mlflow_model(text: str) -> bool:
 
 
 def _predict_with(pipeline: Any, args: argparse.Namespace) -> int:
-    rows = _score_file(pipeline, args.data, args.no_header, list(args.drop or []), Path(args.out) if args.out else None,
-                       batch_size=args.batch_size, explain=args.explain or 0)
+    rows = _score_file(pipeline, args, Path(args.out) if args.out else None, batch_size=args.batch_size, explain=args.explain or 0)
     if args.out:
         print(f"scored {rows} rows -> {args.out}", file=sys.stderr)
     return 0

@@ -11,12 +11,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from automl_od.errors import UserInputError
+from automl_od.errors import UserInputError, notify
 
 #: Categorical columns with at most this many distinct values are one-hot encoded; above it
 #: they are frequency encoded (share of training rows with the value; unseen values -> 0),
@@ -30,11 +30,79 @@ def _is_csv(path: Path) -> bool:
     return bool(suffixes) and (suffixes[-1] in {".csv", ".txt", ".tsv"} or (suffixes[-1] == ".gz" and not path.name.lower().endswith(".parquet.gz")))
 
 
-def _csv_options(path: Path, no_header: bool) -> dict[str, Any]:
-    separator = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+#: The field separators a CSV file's dialect is detected among (a spreadsheet set to a European locale
+#: writes ``;``, since its decimal mark is the comma).
+SEPARATORS = (",", ";", "\t", "|")
+_SNIFF_BYTES = 64 * 1024
+
+
+def _separator_name(separator: str) -> str:
+    return "tab" if separator == "\t" else repr(separator)
+
+
+class Dialect(NamedTuple):
+    """How a CSV file is written: its field separator, whether numbers use a decimal comma, and the
+    notice that says so when either is not the default."""
+
+    separator: str = ","
+    decimal_comma: bool = False
+    notice: str | None = None
+
+
+def csv_dialect(path: Path, separator: str | None = None) -> Dialect:
+    """The dialect of a CSV file: the field separator ``separator`` (``--separator``) if given, else
+    detected by :class:`csv.Sniffer` among :data:`SEPARATORS` from the file's first lines (``.tsv``:
+    tab; nothing consistent: the comma, checked after reading); with a separator other than the comma,
+    numbers such as ``0,25`` in those lines mean a decimal comma."""
+    import csv
+    import gzip
+
+    if separator is not None and separator.lower() in ("tab", "\\t"):
+        separator = "\t"
+    if separator is not None and len(separator) != 1:
+        raise UserInputError(f"--separator takes one character (or 'tab'), got {separator!r}")
+    if separator is None and ".tsv" in [s.lower() for s in path.suffixes]:
+        separator = "\t"
+    try:
+        with (gzip.open(path, "rb") if path.suffix.lower() == ".gz" else path.open("rb")) as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError:
+        return Dialect(separator or ",")  # reading the file itself says what is wrong
+    lines = head.decode("utf-8-sig", errors="replace").splitlines()[:50]
+    if len(head) == _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut
+    detected = separator is None
+    if separator is None:
+        try:
+            separator = csv.Sniffer().sniff("\n".join(lines), delimiters="".join(SEPARATORS)).delimiter
+        except csv.Error:
+            separator = ","
+    decimal_comma = separator != "," and any(_DECIMAL_COMMA.search(line) for line in lines[1:])
+    said = [f"{_separator_name(separator)}-separated"] if detected and separator != "," else []
+    said += ["with decimal commas"] if decimal_comma else []
+    notice = f"read {path.name} as {' '.join(said)} (detected from its first lines; --separator sets another)" if said else None
+    return Dialect(separator, decimal_comma, notice)
+
+
+_DECIMAL_COMMA = re.compile(r"(?:^|[;\t|])\s*-?\d+,\d+\s*(?:$|[;\t|])")
+
+
+def _check_width(frame: pl.DataFrame, path: Path, separator: str) -> None:
+    """A CSV that reads as one column whose name holds another separator was split wrongly."""
+    if frame.width != 1:
+        return
+    name = frame.columns[0]
+    others = [s for s in SEPARATORS if s != separator and s in name]
+    if others:
+        raise UserInputError(f"{str(path)!r} reads as one column with separator {_separator_name(separator)}, but its header "
+                             f"holds {_separator_name(others[0])}: give --separator {_separator_name(others[0])}")
+
+
+def _csv_options(path: Path, no_header: bool, dialect: Dialect) -> dict[str, Any]:
     return {
         "has_header": not no_header,
-        "separator": separator,
+        "separator": dialect.separator,
+        "decimal_comma": dialect.decimal_comma,
         "null_values": NULL_VALUES,
         "infer_schema_length": 10_000,
         "new_columns": None,
@@ -58,10 +126,10 @@ def check_readable(path: str | Path) -> Path:
     return path
 
 
-def _scan(path: Path, no_header: bool) -> pl.LazyFrame:
+def _scan(path: Path, no_header: bool, dialect: Dialect) -> pl.LazyFrame:
     if not _is_csv(path):
         return pl.scan_parquet(path)
-    options = _csv_options(path, no_header)
+    options = _csv_options(path, no_header, dialect)
     options.pop("new_columns")
     lazy = pl.scan_csv(path, **options)
     if no_header:
@@ -70,21 +138,27 @@ def _scan(path: Path, no_header: bool) -> pl.LazyFrame:
     return lazy
 
 
-def read_table(path: str | Path, *, no_header: bool = False, max_rows: int | None = None) -> pl.DataFrame:
+def read_table(path: str | Path, *, no_header: bool = False, max_rows: int | None = None, separator: str | None = None,
+               notices: list[str] | None = None) -> pl.DataFrame:
     """Read a CSV (plain or gzip) or Parquet file into a DataFrame, with clear errors.
 
-    With ``max_rows``, a larger file is streamed twice (count, then every k-th row), so memory
-    stays bounded by the rows kept, not by the file (the reference OutRank subsamples likewise).
+    A CSV's separator is ``separator``, else detected (:func:`csv_dialect`; said in ``notices``
+    when not the comma). With ``max_rows``, a larger file is streamed twice (count, then every k-th
+    row), so memory stays bounded by the rows kept, not by the file (the reference OutRank
+    subsamples likewise).
     """
     path = check_readable(path)
+    dialect = csv_dialect(path, separator) if _is_csv(path) else Dialect()
+    if dialect.notice and notices is not None:
+        notices.append(dialect.notice)
     try:
         if max_rows is not None:
-            lazy = _scan(path, no_header)
+            lazy = _scan(path, no_header, dialect)
             n_rows = lazy.select(pl.len()).collect(engine="streaming").item()
             step = max(1, -(-n_rows // max_rows))
             frame = (lazy.gather_every(step) if step > 1 else lazy).collect(engine="streaming")
         elif _is_csv(path):
-            options = _csv_options(path, no_header)
+            options = _csv_options(path, no_header, dialect)
             options.pop("new_columns")
             frame = pl.read_csv(path, **options)
             if no_header:
@@ -96,12 +170,32 @@ def read_table(path: str | Path, *, no_header: bool = False, max_rows: int | Non
         raise UserInputError(f"cannot read {str(path)!r}: {message}") from None
     if frame.height == 0 or frame.width == 0:
         raise UserInputError(f"data file {str(path)!r} has no rows")
+    if _is_csv(path) and not no_header:
+        _check_width(frame, path, dialect.separator)
     return frame
 
 
-def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size: int = 100_000) -> Iterator[pl.DataFrame]:
+def iter_table_batches(path: str | Path, *, no_header: bool = False, batch_size: int = 100_000,
+                       separator: str | None = None) -> Iterator[pl.DataFrame]:
     """Read the file again in batches (for scoring without holding it twice in memory)."""
-    yield from _scan(check_readable(path), no_header).collect_batches(chunk_size=batch_size)
+    path = check_readable(path)
+    dialect = csv_dialect(path, separator) if _is_csv(path) else Dialect()
+    yield from _scan(path, no_header, dialect).collect_batches(chunk_size=batch_size)
+
+
+#: polars types that hold several values per cell; none is a feature a detector can use as it is.
+_NESTED = {pl.List: "lists", pl.Array: "arrays", pl.Struct: "structs (nested fields)"}
+
+
+def check_flat(frame: pl.DataFrame) -> None:
+    """Refuse, in one line naming the column, a table with nested cells (Parquet list, map or struct
+    columns): drop it, or turn it into columns first (``frame.unnest(name)`` for a struct)."""
+    for name, dtype in frame.schema.items():
+        kind = next((text for base, text in _NESTED.items() if isinstance(dtype, base)), None)
+        if kind is not None:
+            hint = f"frame.unnest({name!r}) makes its fields columns" if isinstance(dtype, pl.Struct) else "summarise it in columns of its own"
+            raise UserInputError(f"column {name!r} holds {kind} ({dtype}), which a detector cannot use: drop it "
+                                 f"(--drop {name}) or {hint}")
 
 
 def has_column_names(X: Any) -> bool:
@@ -111,10 +205,10 @@ def has_column_names(X: Any) -> bool:
 
 def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
     """Accept numpy arrays, pandas and polars frames (and lists) as a polars DataFrame."""
-    if isinstance(X, pl.DataFrame):
-        return X
-    if isinstance(X, pl.LazyFrame):
-        return X.collect()
+    if isinstance(X, pl.DataFrame | pl.LazyFrame):
+        frame = X.collect() if isinstance(X, pl.LazyFrame) else X
+        check_flat(frame)
+        return frame
     module = type(X).__module__.split(".")[0]
     if module == "pandas":
         import pandas as pd
@@ -126,7 +220,9 @@ def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
             if repeated:
                 raise UserInputError(f"the table has repeated column names: {', '.join(map(repr, repeated[:10]))}; "
                                      "give every column its own name")
-            return pl.from_pandas(frame)
+            converted = pl.from_pandas(frame)
+            check_flat(converted)
+            return converted
     array = np.asarray(X)
     if array.dtype == object:
         try:
@@ -141,13 +237,23 @@ def as_frame(X: Any, columns: Sequence[str] | None = None) -> pl.DataFrame:
     return pl.DataFrame({name: array[:, i].tolist() for i, name in enumerate(names)})
 
 
-def parse_labels(values: Any, *, anomaly_values: Iterable[str] | None = None, name: str = "label") -> np.ndarray:
+def parse_labels(values: Any, *, anomaly_values: Iterable[str] | None = None, name: str = "label",
+                 notices: list[str] | None = None) -> np.ndarray:
     """Labels as int 0/1: 1 = known anomaly, 0 = everything else (unlabelled or normal).
 
     Without ``anomaly_values`` the column must hold 1, 0 or empty; with them, the values
     listed (compared as strings) mean anomaly and anything else (missing included) means 0.
+    Empty cells (missing, NaN, blank text) are counted in ``notices``.
     """
     series = values if isinstance(values, pl.Series) else pl.Series(name, np.asarray(values).ravel().tolist() if not isinstance(values, list) else values, strict=False)
+    if series.dtype.is_float():
+        series = series.fill_nan(None)
+    elif series.dtype == pl.String:
+        stripped = series.str.strip_chars()
+        series = pl.select(pl.when(stripped.is_in(NULL_VALUES)).then(None).otherwise(stripped)).to_series().rename(series.name)
+    empty = series.null_count()
+    if empty and notices is not None:
+        notices.append(f"label column {name!r}: {empty} of {series.len()} cells are empty, read as 0 (unlabelled)")
     if anomaly_values:
         wanted = {str(v) for v in anomaly_values}
         as_text = series.cast(pl.String, strict=False)
@@ -156,9 +262,6 @@ def parse_labels(values: Any, *, anomaly_values: Iterable[str] | None = None, na
             shown = ", ".join(sorted(present)[:8])
             raise UserInputError(f"label column {name!r} has none of the anomaly values {sorted(wanted)}; it holds: {shown}")
         return as_text.is_in(list(wanted)).fill_null(False).to_numpy().astype(np.int64)
-    if series.dtype == pl.String:
-        stripped = series.str.strip_chars()
-        series = stripped.replace("", None)
     numeric = series.cast(pl.Float64, strict=False)
     bad = series.is_not_null() & (numeric.is_null() | ~numeric.is_in([0.0, 1.0]))
     if bad.any():
@@ -170,11 +273,14 @@ def parse_labels(values: Any, *, anomaly_values: Iterable[str] | None = None, na
     return numeric.fill_null(0.0).to_numpy().astype(np.int64)
 
 
-def validate_labels(y: Any, n_rows: int) -> np.ndarray | None:
-    """Check a user-given y: None, or n_rows values in {0, 1}."""
+def validate_labels(y: Any, n_rows: int, *, say: bool = True) -> np.ndarray | None:
+    """Check a user-given y: None, or n_rows values in {0, 1} (empty cells: 0, said when ``say``)."""
     if y is None:
         return None
-    labels = parse_labels(as_series(y))
+    notices: list[str] = []
+    labels = parse_labels(as_series(y), name="y", notices=notices)
+    for notice in notices if say else []:
+        notify(notice)
     if len(labels) != n_rows:
         raise UserInputError(f"y has {len(labels)} values but X has {n_rows} rows")
     return labels

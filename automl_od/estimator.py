@@ -167,7 +167,7 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
             from automl_od.runner import probe_address
 
             probe_address(self.address)
-        labels = None if y is None else validate_labels(y, len(y))
+        labels = None if y is None else validate_labels(y, len(y), say=False)  # fit says it
         return strategy_for(self.selection, labels, novelty=self.novelty, space=self.space, registry=default_registry())
 
     def _validate(self) -> float:
@@ -203,7 +203,12 @@ class AutoOD(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
 
         frame = self._frame(X, reset=True)
         labels = validate_labels(y, frame.height)
+        rows = frame.height
         frame, labels, self.sampled_rows_ = _sample_rows(frame, labels, self.max_rows, self.random_state)
+        if self.sampled_rows_ < rows:
+            kept = "" if labels is None else ", every labelled anomaly kept (up to half of them)"
+            notify(f"using {self.sampled_rows_:,} of the {rows:,} rows, drawn at random{kept} (max_rows={self.max_rows:,}; "
+                   "--max-rows in the CLI)")
         return Task(frame=frame, labels=labels, registry=default_registry(), settings=self, schema=self.input_schema_,
                     contamination=contamination, started=started, resume=resume)
 

@@ -57,6 +57,13 @@ def _bad_inputs(tmp_path, blob_csv):
     tiny.write_text("a,b\n1,2\n3,4\n5,7\n")
     bad_space = tmp_path / "space.yaml"
     bad_space.write_text("detectors:\n  isolation_forest:\n    n_estimators: {type: int, low: 500, high: 50}\n")
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("a;b;c\n" + "".join(f"{i};{i % 7};{i % 3}\n" for i in range(40)))
+    constant = tmp_path / "constant.csv"
+    constant.write_text("a,b\n" + "1,x\n" * 40)
+    nested = pl.DataFrame({"a": np.arange(40.0), "meta": [{"x": 1, "y": 2.0}] * 40, "tags": [[1, 2]] * 40})
+    nested.drop("tags").write_parquet(tmp_path / "struct.parquet")
+    nested.drop("meta").write_parquet(tmp_path / "list.parquet")
     return [
         ([tmp_path / "missing.csv"], "does not exist"),
         ([empty], "is empty"),
@@ -72,6 +79,13 @@ def _bad_inputs(tmp_path, blob_csv):
         ([path, "--budget", "0"], "expected a positive whole number"),
         ([path, "--seed", "-1"], "argument --seed: expected a whole number >= 0"),
         ([path, "--address", "127.0.0.1:1"], "cannot reach a Ray cluster at 127.0.0.1:1"),
+        # issue 32: files as users have them
+        ([semicolons, "--separator", ","], "reads as one column with separator ',', but its header holds ';'"),
+        ([path, "--separator", "::"], "--separator takes one character"),
+        ([path, "--label", ""], "--label needs a column name"),
+        ([constant], "no usable feature"),
+        ([tmp_path / "struct.parquet"], "column 'meta' holds structs"),
+        ([tmp_path / "list.parquet"], "column 'tags' holds lists"),
     ]
 
 
@@ -87,6 +101,27 @@ def test_bad_inputs_get_one_line_and_exit_2(tmp_path, blob_csv):
         assert message in lines[0], (args, lines[0])
         assert "Traceback" not in result.stderr
     assert path.read_bytes() == before  # nothing the user passed is modified
+
+
+def test_a_spreadsheet_export_with_semicolons_decimal_commas_and_empty_labels(tmp_path):
+    """Issue 32: ';'-separated with decimal commas (a European locale's export) was read as one text
+    column and crashed a detector; empty label cells went unsaid. The labelled default needs no trials."""
+    X, y = blobs(n=300, n_outliers=15)
+    labels = [("" if i % 10 == 3 else str(v)) for i, v in enumerate(y)]  # every tenth cell not filled in
+    empty, rows = sum(label == "" for label in labels), len(y)
+    lines = ["a;b;c;d;label", *(";".join([*(f"{v:.4f}".replace(".", ",") for v in row), label]) for row, label in zip(X, labels, strict=True))]
+    path = tmp_path / "export.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join(lines) + "\r\n").encode())  # and a byte-order mark, Windows line ends
+    out = tmp_path / "run"
+    searched = run_cli("search", path, "--label", "label", "--no-tracking", "--seed", "0", "--out", out)
+    assert searched.returncode == 0, searched.stderr
+    assert "notice: read export.csv as ';'-separated with decimal commas (detected from its first lines" in searched.stderr
+    assert f"notice: label column 'label': {empty} of {rows} cells are empty, read as 0 (unlabelled)" in searched.stderr
+    assert f"{rows} rows x 4 features" in searched.stderr and "left out" not in searched.stderr
+    predicted = run_cli("predict", out, path, "--drop", "label", "--out", tmp_path / "scores.csv")
+    assert predicted.returncode == 0, predicted.stderr
+    scores = pl.read_csv(tmp_path / "scores.csv")
+    assert scores.height == rows and scores["anomaly_score"].equals(pl.read_csv(out / "scores.csv")["anomaly_score"])
 
 
 def test_an_unreachable_ray_address_variable_is_one_line_in_seconds(tmp_path, blob_csv):
@@ -116,6 +151,7 @@ def test_search_writes_leaderboard_pipeline_and_scores_then_predict(tmp_path, bl
                      "--budget", "3", "--space", "fast", "--seed", "0", "--out", out, fresh_ray=True)
     assert result.returncode == 0, result.stderr
     assert "dropping 1 constant column(s): constant" in result.stderr
+    assert "left out" not in result.stderr  # scoring its own file: the columns it dropped itself say nothing
     # the default time budget is said at the start; progress: trials, elapsed of the time budget
     assert re.search(r"notice: time budget: 60 s, the default for 315 x 4 \(60 s \+ 20 s per million cells", result.stderr)
     # (three trials take seconds on an idle machine; on a busy one the 60 s may hold fewer, which is the budget's promise)

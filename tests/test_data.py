@@ -108,3 +108,58 @@ def test_read_table_with_a_row_cap_streams_every_kth_row(tmp_path):
     frame = read_table(path, max_rows=100)
     assert frame.height == 100 and frame.get_column("i").to_list()[:3] == [0, 10, 20]
     assert read_table(path, max_rows=5000).height == 1000
+
+
+def _written(path, header, rows, separator, decimal=".", line_end="\n", bom=False):
+    text = line_end.join([separator.join(header), *(separator.join(f"{v:.3f}".replace(".", decimal) for v in row) for row in rows)])
+    path.write_bytes(("\ufeff" if bom else "").encode() + (text + line_end).encode())
+    return path
+
+
+@pytest.mark.parametrize(("separator", "decimal", "extra", "said"), [
+    (",", ".", {}, None),
+    (",", ".", {"line_end": "\r\n", "bom": True}, None),
+    (";", ",", {}, "';'-separated with decimal commas"),
+    (";", ".", {}, "';'-separated"),
+    ("\t", ".", {}, "tab-separated"),
+    ("|", ",", {}, "'|'-separated with decimal commas"),
+])
+def test_csv_dialects_are_detected_and_said(tmp_path, separator, decimal, extra, said):
+    """Issue 32: a spreadsheet's export with ';' and decimal commas was read as one text column, silently."""
+    rows = np.random.default_rng(0).normal(size=(40, 3))
+    path = _written(tmp_path / "t.csv", ["a", "b", "c"], rows, separator, decimal, **extra)
+    notices: list[str] = []
+    frame = read_table(path, notices=notices)
+    assert frame.columns == ["a", "b", "c"] and all(dtype == pl.Float64 for dtype in frame.dtypes)
+    np.testing.assert_allclose(frame.to_numpy(), np.round(rows, 3))
+    assert notices == ([] if said is None else [f"read t.csv as {said} (detected from its first lines; --separator sets another)"])
+    batches = list(iter_table_batches(path, batch_size=15))  # predict reads it the same way
+    assert pl.concat(batches).equals(frame)
+    assert read_table(path, separator="tab" if separator == "\t" else separator).equals(frame)  # given: no notice needed
+
+
+def test_a_wrong_separator_or_nested_cells_are_refused_in_one_line(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;c\n1;2;3\n4;5;6\n")
+    with pytest.raises(UserInputError, match=r"reads as one column with separator ',', but its header holds ';': give --separator ';'"):
+        read_table(path, separator=",")
+    with pytest.raises(UserInputError, match="--separator takes one character"):
+        read_table(path, separator=";;")
+    single = tmp_path / "single.csv"
+    single.write_text("value\n1.5\n2.5\n")
+    assert read_table(single).columns == ["value"]  # a real one-column table stays one
+    nested = pl.DataFrame({"a": [1.0, 2.0], "s": [{"x": 1, "y": 2.0}] * 2, "l": [[1, 2], [3]]})
+    for name, kind in (("s", "structs"), ("l", "lists")):
+        with pytest.raises(UserInputError, match=rf"column {name!r} holds {kind} .*drop it \(--drop {name}\)"):
+            as_frame(nested.select("a", name))
+    with pytest.raises(UserInputError, match="column 'l' holds lists"):
+        as_frame(nested.select("a", "l").to_pandas())
+
+
+def test_empty_label_cells_are_counted():
+    notices: list[str] = []
+    labels = parse_labels(pl.Series("y", ["1", " ", "0", "NaN", None]), notices=notices)
+    assert labels.tolist() == [1, 0, 0, 0, 0]
+    assert notices == ["label column 'label': 3 of 5 cells are empty, read as 0 (unlabelled)"]
+    notices = []
+    assert parse_labels(pl.Series("y", [1.0, float("nan"), 0.0]), notices=notices).tolist() == [1, 0, 0] and len(notices) == 1
