@@ -288,6 +288,10 @@ def test_autood_without_labels_uses_the_meta_recommendation():
     family = meta.MetaLibrary.load().families[[name for name, _ in meta.MetaLibrary.load().entries].index(first)]
     held_out = AutoOD(tracking=False, random_state=0, meta_exclude=[family]).fit(X)
     assert first not in held_out.meta_choice_.neighbour_sets
+    # issue 32: a sampled table says so (it said "N rows" and never that it used fewer)
+    with pytest.warns(SearchNotice, match=r"using 300 of the 420 rows, drawn at random \(max_rows=300; --max-rows in the CLI\)"):
+        sampled = AutoOD(tracking=False, random_state=0, max_rows=300).fit(X)
+    assert sampled.sampled_rows_ == 300
 
 
 def test_selection_modes_and_their_errors(blob_data):
