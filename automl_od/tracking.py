@@ -55,6 +55,10 @@ _MAX_PARAM = 6000
 _GIVE_UP_AFTER = 3  # consecutive logging failures before tracking stops trying for this search
 
 
+#: How long a search waits for another process that is creating the same SQLite store.
+STORE_LOCK_S = 120.0
+
+
 class TrackingUnavailable(UserInputError):
     """The tracking store cannot be reached or used; raised before the search starts."""
 
@@ -113,9 +117,19 @@ def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
                                   "search anyway and log nothing)") from None
 
 
+def _store_lock(database: Path) -> contextlib.AbstractContextManager[Any]:
+    """One process at a time creates, migrates and opens a SQLite store (MLflow creates its tables and runs
+    its migrations on first use, and two processes doing so at once break each other: "table already
+    exists", "duplicate column name"); a file lock beside the database, held for seconds at most."""
+    from filelock import FileLock
+
+    return FileLock(str(database) + ".lock", timeout=STORE_LOCK_S)
+
+
 def open_store(uri: str, experiment: str) -> tuple[MlflowClient, str]:
     """A client and the experiment's id, checked before anything runs."""
     scheme = urllib.parse.urlparse(uri).scheme
+    creating: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if scheme in ("http", "https"):
         _probe_server(uri)
     elif scheme == "sqlite":
@@ -125,8 +139,9 @@ def open_store(uri: str, experiment: str) -> tuple[MlflowClient, str]:
         except OSError as exc:
             raise TrackingUnavailable(f"cannot create the tracking store's folder {database.parent}: {exc.strerror}; "
                                       f"set {HOME_ENV} or --tracking-uri to a writable place") from None
+        creating = _store_lock(database)
     try:
-        with _quick_http(), _quiet(), warnings.catch_warnings():
+        with creating, _quick_http(), _quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             found = client.get_experiment_by_name(experiment)

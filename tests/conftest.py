@@ -105,13 +105,14 @@ def run_cli(*args, cwd=None, timeout=300, env=None, fresh_ray=False) -> subproce
     return _run(args, cwd, timeout, cli_env(env, fresh_ray))
 
 
-def run_clis(*calls, cwd=None, env=None) -> list[subprocess.CompletedProcess]:
-    """Independent invocations (each a tuple of arguments), side by side: each is its own process, exactly as
-    when run one after the other, but their start-ups (mostly imports) overlap; results in the order given."""
+def run_clis(*calls, cwd=None, env=None, at_once=4) -> list[subprocess.CompletedProcess]:
+    """Independent invocations (each a tuple of arguments), side by side (``at_once`` at a time): each is its own
+    process, exactly as when run one after the other, but their start-ups (mostly imports) overlap; results in
+    the order given."""
     from concurrent.futures import ThreadPoolExecutor
 
     full = cli_env(env)  # here, once: starting the session's Ray instance from several threads would race
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
         return list(pool.map(lambda args: _run(args, cwd, 300, full), calls))
 
 

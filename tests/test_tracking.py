@@ -330,6 +330,27 @@ def test_embedded_store_is_found_again_from_another_folder(tmp_path, labelled_cs
     assert unregistrable.returncode == 2
 
 
+@pytest.mark.slow
+def test_eight_searches_started_at_once_on_a_fresh_store_all_land(tmp_path, labelled_csv):
+    """Issue 32: two searches creating a new embedded store at once broke each other's MLflow migrations
+    ("duplicate column name: step", "table ... already exists"); a scheduler's first day starts eight.
+    Eight real processes, one fresh AUTOML_OD_HOME (the labelled default: no trials, a tracked model each)."""
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    results = run_clis(*[("search", labelled_csv, "--label", "y", "--seed", str(i), "--out", tmp_path / f"run{i}")
+                         for i in range(8)], env={"AUTOML_OD_HOME": str(home)}, at_once=8)
+    for result in results:
+        assert result.returncode == 0, result.stderr
+        assert "tracking" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("automl-od").experiment_id])
+    searches = {r.info.run_id: r for r in runs if r.data.tags.get("automl_od.kind") == "search"}
+    saved = {json.loads((tmp_path / f"run{i}" / "tracking.json").read_text())["run_id"] for i in range(8)}
+    assert set(searches) == saved and {r.info.status for r in searches.values()} == {"FINISHED"}
+    assert len(client.search_logged_models([r.info.experiment_id for r in searches.values()][:1])) == 8
+
+
 def test_signature_follows_the_schema_and_real_rows_only_on_request():
     from automl_od.tracking import signature_and_example
 
