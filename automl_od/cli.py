@@ -297,8 +297,11 @@ def _restore_options(args: argparse.Namespace, out: Path) -> None:
 
 
 def _save_options(args: argparse.Namespace, out: Path) -> None:
+    from automl_od.provenance import made_with
+
     options = {k: v for k, v in vars(args).items() if k not in _NOT_RESTORED}
     options["data"] = str(Path(args.data).resolve())
+    options["made_with"] = made_with()
     (out / OPTIONS_FILE).write_text(json.dumps(options, indent=2), encoding="utf-8")
 
 
@@ -418,7 +421,8 @@ def _write_outputs(model: Any, args: argparse.Namespace, out: Path) -> None:
     joblib.dump(model.best_pipeline_, out / "best_pipeline.joblib")
     summary = {"data": str(args.data), "label": args.label, "evaluation": model.evaluation_,
                "best": model.best_config_, "best_reward": model.best_score_, "rows_used": model.sampled_rows_,
-               "skipped_components": model.skipped_components_, "threshold": model.threshold_}
+               "skipped_components": model.skipped_components_, "threshold": model.threshold_,
+               "made_with": model.best_pipeline_.made_with_}
     (out / "search.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     # its own file: exactly the columns it was trained on (the label, --drop and the constant columns it dropped
     # itself are left out without a notice)
@@ -586,6 +590,11 @@ def _is_mlflow_model(text: str) -> bool:
 
 
 def _predict_with(pipeline: Any, args: argparse.Namespace) -> int:
+    from automl_od.provenance import check_made_with
+
+    notice = check_made_with(pipeline, f"the model {args.model}")
+    if notice:
+        print(f"notice: {notice}", file=sys.stderr)
     rows = _score_file(pipeline, args, Path(args.out) if args.out else None, batch_size=args.batch_size, explain=args.explain or 0)
     if args.out:
         print(f"scored {rows} rows -> {args.out}", file=sys.stderr)

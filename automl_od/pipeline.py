@@ -32,6 +32,14 @@ class _ScaledPipeline(ScikitLearnScoresMixin, OutlierMixin, BaseEstimator):
     def raw_score(self, X: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def _stamp(self) -> None:
+        """The end of every fit: the threshold on the scaled score, and which automl-od made the pipeline."""
+        from automl_od.provenance import made_with
+
+        self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
+        self.offset_ = -self.threshold_
+        self.made_with_ = made_with()
+
     # -- why is this row an outlier? ---------------------------------------------------------
 
     def _fit_typical(self, frame: pl.DataFrame) -> None:
@@ -195,8 +203,7 @@ class OutlierPipeline(_ScaledPipeline):
             raw = self._raw(matrix)
         self.scale_ = EmpiricalScoreScale().fit(raw)
         self._fit_typical(frame.select(self.contribution_columns_))
-        self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
-        self.offset_ = -self.threshold_
+        self._stamp()
         return self
 
     def rank_columns(self, frame: pl.DataFrame, labels: np.ndarray | None, *, registry: Registry | None = None) -> list[int]:
@@ -303,10 +310,9 @@ class EnsemblePipeline(_ScaledPipeline):
         self.columns_in_ = list(frame.columns)
         self.n_features_in_ = frame.width
         self.scale_ = EmpiricalScoreScale().fit(self.raw_score(frame))
-        self.threshold_ = 1.0 - resolve_contamination(self.contamination, novelty=self.novelty)
-        self.offset_ = -self.threshold_
         self.contribution_baseline_ = None  # a rank average is not a sum over features: explained by occlusion
         self._fit_typical(frame)
+        self._stamp()
         return self
 
     def raw_score(self, X: Any) -> np.ndarray:

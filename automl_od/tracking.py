@@ -201,7 +201,10 @@ class SearchTracker:
                 rewards = [float(r.reward) for r in rows if r.reward is not None and r.ok]
                 tracker._trials, tracker._best = len(rows), max(rewards, default=None)
                 return tracker
-        run = client.create_run(experiment_id, run_name=settings.run_name, tags={"automl_od.kind": "search"})
+        from automl_od import __version__
+
+        run = client.create_run(experiment_id, run_name=settings.run_name,
+                                tags={"automl_od.kind": "search", "automl_od.version": __version__})
         tracker = cls(client, uri, run.info.run_id, settings)
         tracker._safely("search settings", lambda: client.log_batch(
             run.info.run_id, params=[Param(k, _text(v)) for k, v in params.items() if v is not None]))
@@ -213,7 +216,9 @@ class SearchTracker:
 
     def _save(self, path: Path | None) -> None:
         if path is not None:
-            path.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id}), encoding="utf-8")
+            from automl_od.provenance import made_with
+
+            path.write_text(json.dumps({"uri": self.uri, "run_id": self.run_id, "made_with": made_with()}), encoding="utf-8")
 
     def _safely(self, what: str, action: Any) -> Any:
         if self._failures_in_a_row >= _GIVE_UP_AFTER:
@@ -589,7 +594,8 @@ def log_pipeline_model(tracker: SearchTracker, pipeline: Any, frame: pl.DataFram
         warnings.simplefilter("ignore")
         info = mlflow.pyfunc.log_model(name=MODEL_NAME, python_model=OutlierPipelineModel(),
                                        artifacts={"pipeline": str(pipeline_file)}, code_paths=[str(code)],
-                                       pip_requirements=requirements, signature=signature, input_example=example)
+                                       pip_requirements=requirements, signature=signature, input_example=example,
+                                       metadata={"made_with": pipeline.made_with_})
     return str(info.model_uri)
 
 

@@ -122,6 +122,25 @@ def test_a_spreadsheet_export_with_semicolons_decimal_commas_and_empty_labels(tm
     assert predicted.returncode == 0, predicted.stderr
     scores = pl.read_csv(tmp_path / "scores.csv")
     assert scores.height == rows and scores["anomaly_score"].equals(pl.read_csv(out / "scores.csv")["anomaly_score"])
+    assert "made by" not in predicted.stderr  # this automl-od made it
+    # issue 32: which automl-od made it, in the pipeline and the folder; another version is said, a newer format refused
+    import joblib
+
+    from automl_od import __version__
+
+    pipeline = joblib.load(out / "best_pipeline.joblib")
+    assert pipeline.made_with_["automl_od"] == __version__ and {"python", "scikit-learn", "polars", "numpy"} <= set(pipeline.made_with_)
+    for name in ("options.json", "search.json"):
+        assert json.loads((out / name).read_text())["made_with"] == pipeline.made_with_
+    pipeline.made_with_ = {**pipeline.made_with_, "automl_od": "0.0.9"}
+    joblib.dump(pipeline, tmp_path / "older.joblib")
+    pipeline.made_with_ = {**pipeline.made_with_, "automl_od": "9.0", "format": 99}
+    joblib.dump(pipeline, tmp_path / "newer.joblib")
+    older, newer = run_clis(("predict", tmp_path / "older.joblib", path, "--drop", "label", "--out", tmp_path / "o.csv"),
+                            ("predict", tmp_path / "newer.joblib", path, "--drop", "label", "--out", tmp_path / "n.csv"))
+    assert older.returncode == 0 and f"notice: the model {tmp_path / 'older.joblib'} was made by automl-od 0.0.9; scoring it with automl-od {__version__}" in older.stderr
+    assert newer.returncode == 2 and "made by automl-od 9.0 in saved format 99; this automl-od" in newer.stderr
+    assert "Traceback" not in newer.stderr and not (tmp_path / "n.csv").exists()
 
 
 def test_an_unreachable_ray_address_variable_is_one_line_in_seconds(tmp_path, blob_csv):

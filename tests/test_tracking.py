@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from conftest import blobs, free_port, run_cli, run_clis
 
@@ -117,6 +118,9 @@ def test_search_logs_every_trial_plots_and_registers_the_winner(registered, mlfl
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
+    from automl_od import __version__
+
+    assert parent.data.tags["automl_od.version"] == __version__
     assert parent.data.params["budget"] == "4" and parent.data.params["space"] == "fast"
     assert parent.data.params["data.rows"] == "315" and parent.data.params["data.columns"] == "5"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
@@ -221,6 +225,11 @@ def test_registered_model_loads_in_a_fresh_environment_from_its_own_requirements
     # unpacks (the interpreter compiles what the model imports when it loads it)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
     python = venv / "bin" / "python"
+    # issue 32: the model says which automl-od made it (automl-od is in it as code, so requirements.txt cannot name it)
+    from automl_od import __version__
+
+    made_with = yaml.safe_load((Path(path) / "MLmodel").read_text())["metadata"]["made_with"]
+    assert made_with["automl_od"] == __version__ and "scikit-learn" in made_with
     install = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-compile", "-r",
                               Path(path) / "requirements.txt"], capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-2000:]
