@@ -34,6 +34,8 @@ def _is_csv(path: Path) -> bool:
 #: writes ``;``, since its decimal mark is the comma).
 SEPARATORS = (",", ";", "\t", "|")
 _SNIFF_BYTES = 64 * 1024
+#: A field such as ``0,25`` between non-comma separators: the file writes numbers with a decimal comma.
+_DECIMAL_COMMA = re.compile(r"(?:^|[;\t|])\s*-?\d+,\d+\s*(?:$|[;\t|])")
 
 
 def _separator_name(separator: str) -> str:
@@ -82,9 +84,6 @@ def csv_dialect(path: Path, separator: str | None = None) -> Dialect:
     said += ["with decimal commas"] if decimal_comma else []
     notice = f"read {path.name} as {' '.join(said)} (detected from its first lines; --separator sets another)" if said else None
     return Dialect(separator, decimal_comma, notice)
-
-
-_DECIMAL_COMMA = re.compile(r"(?:^|[;\t|])\s*-?\d+,\d+\s*(?:$|[;\t|])")
 
 
 def _check_width(frame: pl.DataFrame, path: Path, separator: str) -> None:

@@ -37,7 +37,7 @@ def check_made_with(model: Any, where: str) -> str | None:
 
     stamp = getattr(model, "made_with_", None)
     if not isinstance(stamp, dict):
-        return f"{where} records no automl-od version (made before automl-od 0.1.0 stamped its models); scoring it with {__version__}"
+        return f"{where} records no automl-od version (saved before models were stamped); scoring it with automl-od {__version__}"
     if int(stamp.get("format", 1)) > SAVED_FORMAT:
         raise UserInputError(f"{where} was made by automl-od {stamp.get('automl_od')} in saved format {stamp.get('format')}; "
                              f"this automl-od {__version__} reads format {SAVED_FORMAT} at most: install automl-od "
